@@ -1,0 +1,23 @@
+# The two set-up commands of the README. Both install what they need first (scripts/setup.sh).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test test-all bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+## demo: the main job on the embedded defaults
+demo: setup
+	$(VENV)/bin/cktflow verify --sim ngspice --spec examples/spec.yaml examples/circuits/*.json examples/netlists/*.cir
+
+## test: the default test run (fast; slow tests are marked and skipped)
+test: setup
+	$(PY) -m pytest -q
+
+## test-all: every test, slow and integration included
+test-all: setup
+	$(PY) -m pytest -q -m ''
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,12 @@
+"""The circuit IR and everything that works on it without simulating."""
+
+from .basis import SUBGRAPH_TYPES, subgraph_type
+from .generator import OcbGenerator
+from .ir import Circuit, CircuitFormatError, Node
+from .pdk import Pdk, load_pdk
+from .realize import OCB_SWEEP, AcSweep, netlist_body, testbench, wrap_testbench
+from .validity import InvalidCircuitError, analyse, is_valid, validity_problems
+
+__all__ = ["SUBGRAPH_TYPES", "subgraph_type", "OcbGenerator", "Circuit", "CircuitFormatError", "Node",
+           "Pdk", "load_pdk", "OCB_SWEEP", "AcSweep", "netlist_body", "testbench", "wrap_testbench",
+           "InvalidCircuitError", "analyse", "is_valid", "validity_problems"]

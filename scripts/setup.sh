@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a fresh Debian machine: ngspice (+ shared library) and xschem with apt-get
+# when missing, then a virtual environment in .venv with torch==2.13.0 installed FIRST (an
+# unpinned torch would pull a multi-GB CUDA build), then cktflow with its extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${CKTFLOW_VENV:-.venv}
+PY=${PYTHON:-python3}
+
+need_apt=()
+command -v ngspice >/dev/null 2>&1 || need_apt+=(ngspice)
+ldconfig -p 2>/dev/null | grep -q 'libngspice.so ' || [ -e /usr/lib/x86_64-linux-gnu/libngspice.so ] \
+  || [ -e /usr/lib/aarch64-linux-gnu/libngspice.so ] || need_apt+=(libngspice0 libngspice0-dev)
+command -v xschem >/dev/null 2>&1 || need_apt+=(xschem)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]} with apt-get" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating virtual environment $VENV" >&2
+  $PY -m venv "$VENV"
+fi
+stamp="$VENV/.cktflow-setup"
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+  "$VENV/bin/python" -m pip install -q -e ".[ml,farm,export,test]"
+  echo "$want" > "$stamp"
+fi
