@@ -38,7 +38,10 @@ class Node:
     def __post_init__(self):
         if not isinstance(self.type, int) or isinstance(self.type, bool):
             raise CircuitFormatError(f"node type must be an integer, got {self.type!r}")
-        subgraph_type(self.type)  # range check
+        try:
+            subgraph_type(self.type)
+        except ValueError as exc:
+            raise CircuitFormatError(str(exc)) from None
         if not isinstance(self.pos, int) or not 0 <= self.pos < NUM_POSITIONS:
             raise CircuitFormatError(f"node position must be an integer 0-{NUM_POSITIONS - 1}, got {self.pos!r}")
         clean = {}
