@@ -66,6 +66,7 @@ class NgSpiceEngine:
         self._lib = self._ng._ngspice_shared
         self.version = self._ng._ngspice_version
         self.runs = 0
+        self.last_log = ""   # stderr of the last run (gmin-stepping notes and the like)
         self._command("set num_threads=1")
         self._command("set nomoremode")
         self._command("set noaskquit")
@@ -108,6 +109,7 @@ class NgSpiceEngine:
                 raise NetlistError(_first_error(load_log) or "ngspice could not parse the netlist", load_log)
             _, err = self._command("run")
             self.runs += 1
+            self.last_log = err
             plot = self._command("echo $curplot")[0].strip().splitlines()[-1].strip()
             freq = self._vector(plot, "frequency")
             if not plot.startswith("ac") or freq is None:
