@@ -72,5 +72,52 @@ def verify(spec_path, sim, input_net, output_net, timeout, as_json, circuits):
     sys.exit(0 if all(r.passed for r in reports) else 1)
 
 
+# ---- export (issue 6) -----------------------------------------------------------------------------
+
+@main.command("export")
+@click.option("--format", "fmt", type=click.Choice(["spice", "spectre", "xschem", "kicad", "svg", "all"]),
+              required=True, help="What to write; 'all' writes every format (and --bode) into the folder OUT.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(),
+              help="File to write, or the folder for --format all (created if needed).")
+@click.option("--title", default=None, help="Title written into the files (default: the circuit file's name).")
+@click.option("--no-testbench", is_flag=True, help="Netlists only: the circuit's elements without source and sweep.")
+@click.option("--bode", is_flag=True, help="With --format all: simulate with ngspice and add the Bode plot (PNG).")
+@click.option("--json", "as_json", is_flag=True, help="Print the written paths as JSON.")
+@click.argument("circuit", type=click.Path(dir_okay=False))
+def export_command(fmt, out, title, no_testbench, bode, as_json, circuit):
+    """Export CIRCUIT (a circuit JSON file) as a SPICE or Spectre netlist, an xschem or KiCad
+    schematic, or an SVG drawing; --format all writes them all into the folder OUT as
+    NAME.cir, NAME.scs, NAME.sch, NAME.kicad_sch and NAME.svg (NAME: the circuit file's name).
+    """
+    import json
+    from pathlib import Path
+
+    from cktflow.export import ExportError, export
+    from cktflow.flow import InputError, load_design
+
+    if bode and fmt != "all":
+        raise InputProblem("--bode goes with --format all")
+    if no_testbench and fmt not in ("spice", "spectre"):
+        raise InputProblem("--no-testbench applies to --format spice or spectre")
+    try:
+        design = load_design(circuit)
+    except InputError as exc:
+        raise InputProblem(str(exc)) from None
+    if design.circuit is None:
+        raise InputProblem(f"{circuit}: export needs a circuit JSON file, not a netlist")
+    try:
+        written = export(design.circuit, fmt, out, stem=Path(circuit).stem, title=title,
+                         with_testbench=not no_testbench, bode=bode)
+    except ExportError as exc:
+        raise InputProblem(str(exc)) from None
+    if bode and "bode" not in written:
+        click.echo("note: no Bode plot: the simulation failed (see the log)", err=True)
+    if as_json:
+        click.echo(json.dumps({k: str(v) for k, v in written.items()}, indent=2))
+    else:
+        for k, v in written.items():
+            click.echo(f"{k:8s} {v}")
+
+
 if __name__ == "__main__":
     main()

@@ -3,5 +3,9 @@ schematics, SVG drawings and Bode plots.
 
 Every exporter is `write(circuit, dest: IO, ...)` over the same IR, and all schematic formats draw
 the same placement (`layout.py`), so a circuit looks the same in xschem, KiCad and the SVG.
-Submodules are imported on use: matplotlib (bode) must not load with `import cktflow`.
+`bode` (matplotlib) is imported only when a plot is drawn.
 """
+
+from .bundle import FORMATS, SUFFIX, ExportError, export, export_all, write_format
+
+__all__ = ["FORMATS", "SUFFIX", "ExportError", "export", "export_all", "write_format"]

@@ -33,7 +33,7 @@ PIN_OFFSETS = {
     "G": {"p": (0, -30), "m": (0, 30), "cp": (-40, -20), "cm": (-40, 20)},
 }
 
-_COLUMN = 60          # horizontal pitch between devices of a group
+_COLUMN = 90          # horizontal pitch between devices of a group (room for "1.5Meg" beside a symbol)
 _BUS_B = -50          # y of the output-net wire of a group
 _PASSIVE_BOTTOM = -90  # y of the bottom pin of the lowest device in an R/C chain
 _GROUP_BOTTOM = 50    # lowest y a group draws (grounds below the gm row)
@@ -122,6 +122,7 @@ class _Group:
         self.grounds: list[Ground] = []
         self.width = 0
         self.top = _BUS_B - 40     # highest y the group draws, its caption included
+        self.bottom = _BUS_B       # lowest y it draws
 
     def wire_path(self, net: str, points: list[tuple[int, int]]) -> None:
         for (x1, y1), (x2, y2) in zip(points, points[1:]):
@@ -163,6 +164,7 @@ def _node_group(caption: str, elements: list[Element]) -> _Group:
     if gms:
         gm = PlacedSymbol(gms[0], 60, 0)
         g.symbols.append(gm)
+        g.bottom = _GROUP_BOTTOM
         for pin in ("m", "cm"):
             g.grounds.append(Ground(*gm.pin(pin)))
         px, py = gm.pin("p")
@@ -250,6 +252,7 @@ def _source_group(source: Element) -> _Group:
     g.wire_path(net, [(px, py), (px, _BUS_B), (px + 40, _BUS_B)])
     g.labels.append(Label(px + 40, _BUS_B, net, True))
     g.width = px + 40
+    g.bottom = _GROUP_BOTTOM
     return g
 
 
@@ -279,9 +282,19 @@ def place(c: Circuit, pdk: Pdk | None = None, title: str = "circuit") -> Schemat
 
     x, top = 0, 0
     main = [SOURCE_NODE] + [i for i in c.topological_order() if i in by_node and c.nodes[i].pos in (2, 3, 4)]
+    previous: Label | None = None      # the right-hand label of the group placed last
     for i in main:
         group = _source_group(by_node[i][0]) if i == SOURCE_NODE else _node_group(_caption(c, i), by_node[i])
         put(group, x, 0)
+        first = group.labels[0]
+        if previous is not None and not first.text_right and first.net == previous.net:
+            # draw the main path through: previous output net -> this stage's input, across the gap
+            x2, mid = x + first.x, previous.x + _GROUP_GAP // 2
+            path = [(previous.x, previous.y), (mid, previous.y), (mid, first.y), (x2, first.y)]
+            sch.wires += [Wire(a[0], a[1], b[0], b[1], first.net) for a, b in zip(path, path[1:]) if a != b]
+            sch.labels.remove(Label(x2, first.y, first.net, first.text_right))   # the wire names it now
+        last = group.labels[-1]
+        previous = Label(x + last.x, last.y, last.net, last.text_right)
         for lb in group.labels:
             net_x.setdefault(lb.net, x + lb.x)
         net_x[group.labels[-1].net] = x + group.labels[-1].x
@@ -294,7 +307,7 @@ def place(c: Circuit, pdk: Pdk | None = None, title: str = "circuit") -> Schemat
         ends = [net_x.get(lb.net, 0) for lb in group.labels]
         mid = (min(ends) + max(ends)) // 2
         left = max(0, (mid - group.width // 2) // 10 * 10)
-        dy = top - _ROW_GAP - _GROUP_BOTTOM
+        dy = top - _ROW_GAP - group.bottom
         put(group, left, dy, mirror=c.nodes[i].kind.feedback)
         top = dy + group.top
     sch.texts.append(Text(0, 100, f"{title}: H(f) = V(out)/V(in), 1 V AC at in"))
