@@ -41,7 +41,7 @@ def main():
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
 @click.argument("circuits", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def verify(spec_path, sim, input_net, output_net, timeout, as_json, circuits):
-    """Measure CIRCUITS (circuit JSON or SPICE netlist files) with ngspice and check them against a spec.
+    """Measure CIRCUITS (circuit JSON, SPICE or Spectre .scs netlists) with ngspice and check them against a spec.
 
     A netlist names its input node `in` and its output node `out` (or see --input/--output); when no
     source drives the input, verify adds the testbench's AC source. Netlists are checked before they

@@ -47,6 +47,14 @@ def load_design(path: str | Path, input_net: str = "in", output_net: str = "out"
         if problems:
             raise InputError(f"{path}: invalid circuit: " + "; ".join(problems))
         return Design(str(path), testbench(circuit, title=path.stem), circuit=circuit)
+    if path.suffix.lower() == ".scs":   # Spectre: translated to SPICE, then vetted like any netlist
+        from .export.spectre import SpectreImportError, read, to_spice_deck
+        try:
+            imported = read(text, str(path))
+            deck = to_spice_deck(imported, input_net=input_net, output_net=output_net, source=str(path))
+        except (SpectreImportError, UnsafeNetlistError) as exc:
+            raise InputError(str(exc)) from None
+        return Design(str(path), deck, input_net, output_net, notes=imported.notes)
     try:
         checked = check_netlist(text, source=str(path), allowed_dirs=(pdk_dir(),))
     except UnsafeNetlistError as exc:

@@ -79,3 +79,17 @@ def test_cli_bad_input(tmp_path):
         res = runner.invoke(main, ["export", *args])
         assert res.exit_code == 2, (args, res.output)
         assert message in res.output, (args, res.output)
+
+
+def test_verify_reads_an_exported_spectre_netlist(tmp_path):
+    scs = tmp_path / "m.scs"
+    assert CliRunner().invoke(main, ["export", "--format", "spectre", "-o", str(scs), EXAMPLE]).exit_code == 0
+    spec = Path(EXAMPLE).parent.parent / "spec.yaml"
+    runs = [CliRunner().invoke(main, ["verify", "--json", "--spec", str(spec), p]) for p in (EXAMPLE, str(scs))]
+    perfs = [json.loads(r.output)["results"][0]["simulation"]["performance"] for r in runs]
+    assert runs[0].exit_code == runs[1].exit_code
+    for name in ("gain_db", "ugf_hz", "pm_deg"):
+        assert abs(perfs[0][name] - perfs[1][name]) <= 1e-6 * abs(perfs[0][name])
+    scs.write_text("simulator lang=spectre\nX1 (in out) bsim4\n")
+    bad = CliRunner().invoke(main, ["verify", "--spec", str(spec), str(scs)])
+    assert bad.exit_code == 2 and "m.scs:2" in bad.output
