@@ -59,12 +59,12 @@ subckt gm_0 (A B)
     R0 (B 0) resistor r=rload
     C0 (B 0) capacitor c=50f
 ends gm_0
-subckt r_1 (A B)
+subckt r_1(A B)
     R1 (A B) resistor r=0.4M
 ends r_1
 I0 (net2 net3) gm_0
 I1 (net3 OUT) gm_0
-I2 (net3 OUT) r_1
+I2 ( net3 OUT ) r_1
 V0 (net2 0) vsource dc=0 mag=1m type=sine \\
     freq=1k
 ac ac start=1 stop=100G dec=100

@@ -184,8 +184,9 @@ def _check_name(name: str, where: str, what: str) -> str:
 def read(text: str, source: str = "<spectre>") -> SpectreNetlist:
     """Translate a Spectre netlist (the subset in the module docstring) to SPICE element lines."""
     lines = _logical_lines(text, source)
-    # Spaces inside the parentheses of a terminal list do not matter: "( a b )" == "(a b)".
-    subckts = {ln.split()[1] for _, ln in lines if ln.split()[0] in ("subckt",) and len(ln.split()) > 1}
+    # Parentheses are tokens of their own: "name(a b)", "name ( a b )" and "name (a b)" read the same.
+    lines = [(no, ln.replace("(", " ( ").replace(")", " ) ")) for no, ln in lines]
+    subckts = {ln.split()[1] for _, ln in lines if ln.split()[0] == "subckt" and len(ln.split()) > 1}
     title = "spectre netlist"
     for raw in text.splitlines():
         if raw.strip().startswith("//"):
@@ -196,8 +197,7 @@ def read(text: str, source: str = "<spectre>") -> SpectreNetlist:
     open_subckt: str | None = None
     for no, line in lines:
         where = f"{source}:{no}"
-        spaced = line.replace("(", " ( ").replace(")", " ) ")
-        tokens = spaced.split()
+        tokens = line.split()
         word = tokens[0]
         if word == "simulator":
             opts = _assignments(tokens[1:], where)
