@@ -119,5 +119,70 @@ def export_command(fmt, out, title, no_testbench, bode, as_json, circuit):
             click.echo(f"{k:8s} {v}")
 
 
+# ---- sizing and the closed loop (issue 5) ------------------------------------------------------
+
+def _circuit_arg(path):
+    from cktflow.flow import InputError, load_design
+    try:
+        design = load_design(path)
+    except InputError as exc:
+        raise InputProblem(str(exc)) from None
+    if design.circuit is None:
+        raise InputProblem(f"{path}: sizing needs a circuit JSON (the cktflow IR), not a netlist")
+    return design.circuit
+
+
+@main.command("size")
+@click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False),
+              help="Spec YAML with the targets (and the objective: max_margin or min_total_gm).")
+@click.option("--budget", type=click.IntRange(1), default=200, show_default=True,
+              help="Most ngspice simulations to spend, the start point included.")
+@click.option("--batch", type=click.IntRange(1), default=4, show_default=True,
+              help="Points asked and simulated in parallel per round.")
+@click.option("--margin", type=click.FloatRange(0), default=0.01, show_default=True,
+              help="Normalised margin every target must clear before sizing stops (0.01 = 0.2 dB, "
+                   "0.3 deg, 2.3 %% in frequency).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the optimiser.")
+@click.option("--history", type=click.Path(dir_okay=False),
+              help="JSON-lines file of every simulated point; an existing one is resumed.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the sized circuit JSON here.")
+@click.option("--workers", type=click.IntRange(1), help="Simulate on a local Ray pool of this many workers.")
+@click.option("--ray-address", help="Simulate on this Ray cluster (or set RAY_ADDRESS).")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
+@click.argument("circuit", type=click.Path(dir_okay=False))
+def size_command(spec_path, budget, batch, margin, seed, history, out, workers, ray_address, as_json, circuit):
+    """Size the device values of CIRCUIT (a circuit JSON) against a spec with Bayesian optimisation.
+
+    Starts from the circuit's own values; stops as soon as every target is met with --margin, or
+    after --budget simulations. Exit code 0 when the spec is met, 1 when it is not within the budget.
+    """
+    from cktflow.flow import dumps
+    from cktflow.report import sizing_table
+    from cktflow.sizing import SizingConfig, size
+
+    spec = _spec(spec_path)
+    start = _circuit_arg(circuit)
+    config = SizingConfig(budget=budget, batch=batch, stop_margin=margin)
+    pool = None
+    if workers or ray_address:
+        from cktflow.simulate import open_pool
+        pool = open_pool(ray_address=ray_address, num_workers=workers, progress=False)
+    try:
+        result = size(start, spec, pool=pool, config=config, seed=seed, history_path=history, progress=not as_json)
+    except ValueError as exc:
+        raise InputProblem(str(exc)) from None
+    finally:
+        if pool is not None:
+            pool.close()
+    if out:
+        with open(out, "w") as fh:
+            fh.write(result.circuit.to_json(indent=1) + "\n")
+    if as_json:
+        click.echo(dumps({"spec": spec.to_dict(), **result.to_dict()}))
+    else:
+        click.echo(sizing_table(spec, start, result))
+    sys.exit(0 if result.met else 1)
+
+
 if __name__ == "__main__":
     main()

@@ -24,3 +24,26 @@ def verify_table(report) -> str:
     rows = [[r.metric, format_si(r.measured, METRIC_UNITS[r.metric]), r.target, "pass" if r.passed else "FAIL"]
             for r in report.rows]
     return head + "\n" + table(["metric", "measured", "target", "result"], rows)
+
+
+def sizing_table(spec, start, result) -> str:
+    """A sizing run for people: outcome, measured vs target, and the device values it changed."""
+    from .circuit.ir import _eng
+    perf = result.best.performance
+    if result.met:
+        head = f"spec '{spec.name}' met after {result.evals_to_met} simulation(s)"
+    else:
+        head = (f"spec '{spec.name}' NOT met within {result.evaluations} simulations; "
+                f"the closest point misses by a normalised shortfall of {result.best.shortfall:.3g}")
+    head += f" ({result.evaluations} run, {result.seconds:.1f} s, optimiser {result.optimizer_seconds:.1f} s)"
+    rows = []
+    for r in (spec.check(perf) if perf is not None else []):
+        rows.append([r.metric, format_si(r.measured, METRIC_UNITS[r.metric]), r.target, "pass" if r.passed else "FAIL"])
+    out = [head, table(["metric", "measured", "target", "result"], rows)]
+    changes = [[f"node {i} {k}", _eng(v0), _eng(v1)]
+               for (i, k, v0), (_, _, v1) in zip(start.device_values(), result.circuit.device_values()) if v0 != v1]
+    if changes:
+        out += ["", table(["device", "start", "sized"], changes)]
+    if result.failures:
+        out.append("failed simulations: " + ", ".join(f"{k} x{n}" for k, n in result.failures.items()))
+    return "\n".join(out)
