@@ -1,0 +1,270 @@
+"""From a spec to circuits: spec -> latent -> (guidance) -> decoder -> valid, distinct circuits.
+
+Classifier guidance (which the reference CktGen code only trains, never applies): before decoding,
+each sampled latent takes a few gradient steps that raise the spec heads' agreement with the
+target: cross-entropy of the target classes in the paper's class mode, a hinge on the spec's
+bounds in continuous mode. Invalid decodes are rejected and resampled; duplicates (same canonical
+hash) are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..circuit import Circuit, load_pdk
+from ..circuit.validity import is_valid
+from ..spec import Spec
+from .data import GAIN_SCALE_DB, LOG_UGF_OFFSET, PM_SCALE_DEG, SPEC_DIM, CircuitTensors, decode_circuit
+from .network import CktGen
+from .train import load_checkpoint, model_from_checkpoint
+
+__all__ = ["default_checkpoint", "load_model", "Guidance", "VectorTarget", "vector_target", "sample_latents",
+           "guide", "decode_latents", "generate_for_classes", "generate_for_vector", "propose",
+           "propose_with_model", "predicted_shortfall"]
+
+log = logging.getLogger(__name__)
+
+#: How far inside a one-sided bound the conditioning target sits (normalised units: 10 dB,
+#: 0.3 decades, 10 degrees): a spec "gain >= 60 dB" asks for circuits above 60 dB, not at 60 dB.
+TARGET_MARGIN = (0.1, 0.3, 10.0 / PM_SCALE_DEG)
+#: Metrics of a Spec the continuous conditioning understands, with their index in the vector.
+VECTOR_METRICS = {"gain_db": 0, "ugf_hz": 1, "pm_deg": 2}
+
+_MODELS: dict[tuple[str, str], CktGen] = {}
+
+
+def default_checkpoint() -> Path:
+    """The shipped model, trained by `cktflow train --recipe default`."""
+    return Path(__file__).resolve().parent / "weights" / "default.pt"
+
+
+def load_model(checkpoint: str | Path | None = None, device: str = "cpu") -> CktGen:
+    """A model in eval mode from a checkpoint (the shipped one by default); cached per path."""
+    path = Path(checkpoint) if checkpoint else default_checkpoint()
+    key = (str(path.resolve()), str(device))
+    if key not in _MODELS:
+        _MODELS[key] = model_from_checkpoint(load_checkpoint(path, device), device)
+    return _MODELS[key]
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """Gradient steps on the latent before decoding (steps 0 turns guidance off)."""
+    steps: int = 20
+    lr: float = 0.05
+    prior: float = 0.05      # pull back toward the spec posterior mean, so z stays where decodes are sane
+
+
+@dataclass(frozen=True)
+class VectorTarget:
+    """A continuous spec in the model's normalised units: the conditioning point and the bounds."""
+    value: torch.Tensor      # (SPEC_DIM,) conditioning input
+    present: torch.Tensor    # (SPEC_DIM,) bool
+    lower: torch.Tensor      # (SPEC_DIM,) -inf where unbounded
+    upper: torch.Tensor      # (SPEC_DIM,) +inf where unbounded
+
+
+def _normalise(metric: str, value: float) -> float:
+    if metric == "gain_db":
+        return value / GAIN_SCALE_DB
+    if metric == "ugf_hz":
+        return math.log10(value) - LOG_UGF_OFFSET
+    return value / PM_SCALE_DEG
+
+
+def vector_target(spec: Spec) -> VectorTarget:
+    """Map a Spec's bounds on gain_db, ugf_hz and pm_deg onto the model's spec vector."""
+    value = torch.zeros(SPEC_DIM)
+    present = torch.zeros(SPEC_DIM, dtype=torch.bool)
+    lower = torch.full((SPEC_DIM,), -math.inf)
+    upper = torch.full((SPEC_DIM,), math.inf)
+    for b in spec.targets:
+        if b.metric not in VECTOR_METRICS:
+            log.info("the model is not conditioned on %s; candidates are not steered toward it", b.metric)
+            continue
+        i = VECTOR_METRICS[b.metric]
+        lo = _normalise(b.metric, b.min) if b.min is not None else None
+        hi = _normalise(b.metric, b.max) if b.max is not None else None
+        if lo is not None and hi is not None:
+            value[i] = 0.5 * (lo + hi)
+        elif lo is not None:
+            value[i] = lo + TARGET_MARGIN[i]
+        else:
+            value[i] = hi - TARGET_MARGIN[i]
+        present[i] = True
+        lower[i] = lo if lo is not None else -math.inf
+        upper[i] = hi if hi is not None else math.inf
+    if not bool(present.any()):
+        raise ValueError("the spec bounds none of gain_db, ugf_hz, pm_deg, which the model is conditioned on")
+    return VectorTarget(value, present, lower, upper)
+
+
+def sample_latents(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator,
+                   temperature: float = 1.0) -> torch.Tensor:
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device)
+    return mu + temperature * eps * (0.5 * logvar).exp()
+
+
+def guide(model: CktGen, z: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
+          guidance: Guidance, anchor: torch.Tensor | None = None) -> torch.Tensor:
+    """Move z down the gradient of objective(z) (a per-latent loss, (N,)), `steps` times."""
+    if guidance.steps <= 0:
+        return z
+    anchor = z.detach() if anchor is None else anchor
+    z = z.detach().clone().requires_grad_(True)
+    for _ in range(guidance.steps):
+        loss = objective(z) + guidance.prior * ((z - anchor) ** 2).sum(-1)
+        (grad,) = torch.autograd.grad(loss.sum(), z)
+        with torch.no_grad():
+            z -= guidance.lr * grad
+    return z.detach()
+
+
+def class_objective(model: CktGen, classes: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Negative log-likelihood of the target class triple under the class heads."""
+    def objective(z: torch.Tensor) -> torch.Tensor:
+        logits, _ = model.heads(z)
+        return sum(F.cross_entropy(lg, classes[:, i], reduction="none") for i, lg in enumerate(logits))
+    return objective
+
+
+def vector_objective(model: CktGen, target: VectorTarget, slack: float = 0.05
+                     ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Hinge: how far the predicted spec vector is outside the bounds (tightened by `slack`)."""
+    lo, hi = target.lower.to(model_device(model)), target.upper.to(model_device(model))
+
+    def objective(z: torch.Tensor) -> torch.Tensor:
+        _, pred = model.heads(z)
+        below = torch.where(torch.isfinite(lo), F.relu(lo + slack - pred), torch.zeros_like(pred))
+        above = torch.where(torch.isfinite(hi), F.relu(pred - hi + slack), torch.zeros_like(pred))
+        return (below + above).sum(-1)
+    return objective
+
+
+def model_device(model: CktGen) -> torch.device:
+    return next(model.parameters()).device
+
+
+def decode_latents(model: CktGen, z: torch.Tensor) -> list[Circuit | None]:
+    """Decode latents into circuits; None where the node sequence is not even a graph we can build."""
+    pdk = load_pdk()
+    x: CircuitTensors = model.decoder.generate(z)
+    out: list[Circuit | None] = []
+    types, pos, values, adj, nmask = (t.cpu() for t in (x.types, x.pos, x.values, x.adj, x.nmask))
+    for i in range(z.shape[0]):
+        n = int(nmask[i].sum())
+        try:
+            out.append(decode_circuit(types[i, :n].tolist(), pos[i, :n].tolist(), values[i, :n].numpy(),
+                                      adj[i, :n, :n].numpy(), pdk))
+        except ValueError:
+            out.append(None)
+    return out
+
+
+def _valid(c: Circuit | None) -> bool:
+    return c is not None and is_valid(c)
+
+
+@torch.no_grad()
+def _spec_latents(model: CktGen, classes: torch.Tensor | None, target: VectorTarget | None, n: int):
+    dev = model_device(model)
+    if classes is not None:
+        return model.encode_classes(classes.to(dev))
+    value = target.value.to(dev).expand(n, -1)
+    present = target.present.to(dev).expand(n, -1)
+    return model.encode_vector(value, present)
+
+
+def generate_for_classes(model: CktGen, classes: torch.Tensor, *, guidance: Guidance | None = Guidance(),
+                         seed: int = 0, max_tries: int = 10) -> tuple[list[Circuit | None], list[bool]]:
+    """One circuit per row of classes (N, 3). Returns the circuits (invalid ones resampled up to
+    max_tries times; None if never valid) and whether each first decode was already valid."""
+    model.eval()
+    gen = torch.Generator(device=model_device(model)).manual_seed(seed)
+    classes = classes.to(model_device(model))
+    mu, logvar = _spec_latents(model, classes, None, len(classes))
+    result: list[Circuit | None] = [None] * len(classes)
+    first_valid = [False] * len(classes)
+    todo = torch.arange(len(classes))
+    for attempt in range(max_tries):
+        z = sample_latents(mu[todo], logvar[todo], gen)
+        if guidance is not None and guidance.steps > 0:
+            z = guide(model, z, class_objective(model, classes[todo]), guidance, anchor=mu[todo])
+        circuits = decode_latents(model, z)
+        left = []
+        for k, c in zip(todo.tolist(), circuits):
+            if _valid(c):
+                result[k] = c
+                first_valid[k] = attempt == 0
+            else:
+                left.append(k)
+        if not left:
+            break
+        todo = torch.tensor(left)
+    return result, first_valid
+
+
+def generate_for_vector(model: CktGen, target: VectorTarget, n: int, *, guidance: Guidance | None = Guidance(),
+                        seed: int = 0, temperature: float = 1.0) -> list[Circuit | None]:
+    """n decodes for one continuous target (invalid ones as they come, for measuring validity)."""
+    model.eval()
+    gen = torch.Generator(device=model_device(model)).manual_seed(seed)
+    mu, logvar = _spec_latents(model, None, target, n)
+    z = sample_latents(mu, logvar, gen, temperature)
+    if guidance is not None and guidance.steps > 0:
+        z = guide(model, z, vector_objective(model, target), guidance, anchor=mu)
+    return decode_latents(model, z)
+
+
+@torch.no_grad()
+def predicted_shortfall(model: CktGen, circuits: Sequence[Circuit], target: VectorTarget) -> torch.Tensor:
+    """The spec heads' view of each decoded circuit: hinge distance outside the spec's bounds."""
+    from .data import encode_circuits
+    mu, _ = model.encode(encode_circuits(circuits).to(model_device(model)))
+    return vector_objective(model, target, slack=0.0)(mu).cpu()
+
+
+def propose(spec: Spec, n: int, checkpoint: str | Path | None = None, guidance: bool = True, seed: int = 0,
+            *, max_batches: int = 20, batch: int = 64) -> list[Circuit]:
+    """Up to n distinct valid circuits for a continuous spec, the most promising first.
+
+    Samples latents from the spec encoder, applies classifier guidance (unless guidance=False),
+    decodes, rejects invalid graphs and duplicates, and keeps sampling until it holds about 3n
+    candidates (or max_batches batches ran); the candidates are ranked by the spec heads' predicted
+    shortfall and the best n returned. Fewer than n come back only when the model cannot produce
+    that many distinct valid circuits.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    return propose_with_model(load_model(checkpoint), spec, n, guidance=guidance, seed=seed,
+                              max_batches=max_batches, batch=batch)
+
+
+def propose_with_model(model: CktGen, spec: Spec, n: int, *, guidance: bool = True, seed: int = 0,
+                       max_batches: int = 20, batch: int = 64) -> list[Circuit]:
+    """`propose` with a model already in memory (evaluation loops, fine-tuned models)."""
+    target = vector_target(spec)
+    seen: dict[str, Circuit] = {}
+    want = 3 * n
+    for k in range(max_batches):
+        size = max(batch, want - len(seen))
+        for c in generate_for_vector(model, target, size, guidance=Guidance() if guidance else None,
+                                     seed=seed * 1000 + k):
+            if _valid(c):
+                seen.setdefault(c.canonical_hash(), c)
+        if len(seen) >= want:
+            break
+    cands = list(seen.values())
+    if not cands:
+        log.warning("the model produced no valid circuit for spec %s", spec.name)
+        return []
+    score = predicted_shortfall(model, cands, target)
+    order = sorted(range(len(cands)), key=lambda i: (float(score[i]), i))
+    return [cands[i] for i in order[:n]]
