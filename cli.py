@@ -184,5 +184,85 @@ def size_command(spec_path, budget, batch, margin, seed, history, out, workers, 
     sys.exit(0 if result.met else 1)
 
 
+@main.command("generate")
+@click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False),
+              help="Spec YAML with the targets (see examples/spec.yaml).")
+@click.option("-n", "n", type=click.IntRange(1), default=32, show_default=True,
+              help="Candidates the model proposes (distinct, valid).")
+@click.option("--top-k", type=click.IntRange(1), default=4, show_default=True,
+              help="Best-ranked candidates to size when none meets the spec as proposed.")
+@click.option("--budget", type=click.IntRange(1), default=200, show_default=True,
+              help="ngspice simulations in all, the candidates' first simulations included.")
+@click.option("--want", type=click.IntRange(1), default=3, show_default=True,
+              help="Stop sizing once this many circuits meet the spec with the margin.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False),
+              help="Model checkpoint (default: the shipped model).")
+@click.option("--no-guidance", is_flag=True, help="Sample without classifier guidance.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of sampling and sizing.")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder (default: generated/<spec name>).")
+@click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False),
+              help="Append the verified circuits to this dataset, with their provenance.")
+@click.option("--workers", type=click.IntRange(1), help="Simulate on a local Ray pool of this many workers.")
+@click.option("--ray-address", help="Simulate on this Ray cluster (or set RAY_ADDRESS).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (no progress output).")
+def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance, seed, out, dataset_path, workers,
+                     ray_address, as_json):
+    """Design circuits for a spec: the model proposes candidates, ngspice measures them, Bayesian
+    sizing refines the best, and a final ngspice run verifies the winners.
+
+    Writes OUT/report.md and OUT/report.json (verified circuits ranked, measured vs target) and, per
+    circuit, its JSON, netlists, schematics and Bode plot. Sizing histories live in OUT/sizing, so an
+    interrupted run resumes. Exit code 0 when at least one circuit is verified; 1 otherwise (the
+    closest circuit and its shortfall are reported).
+    """
+    from pathlib import Path
+
+    from cktflow.flow import dumps, generate, run_provenance, write_design_report
+
+    spec = _spec(spec_path)
+    out_dir = Path(out or Path("generated") / spec.name)
+    if checkpoint and not Path(checkpoint).is_file():
+        raise InputProblem(f"{checkpoint}: no such checkpoint file")
+    provenance = run_provenance(checkpoint, seed)
+    if not as_json:
+        click.echo(f"generating for spec '{spec.name}' with {provenance['model']} (run {provenance['run_id']})",
+                   err=True)
+    pool = None
+    if workers or ray_address:
+        from cktflow.simulate import open_pool
+        pool = open_pool(ray_address=ray_address, num_workers=workers, progress=not as_json)
+    try:
+        result = generate(spec, n, top_k=top_k, budget=budget, want=want, checkpoint=checkpoint,
+                          guidance=not no_guidance, seed=seed, pool=pool, progress=not as_json,
+                          history_dir=out_dir / "sizing")
+    except (ValueError, FileNotFoundError) as exc:
+        raise InputProblem(str(exc)) from None
+    finally:
+        if pool is not None:
+            pool.close()
+    data = write_design_report(result, out_dir, provenance)
+    if dataset_path and result.verified:
+        from cktflow.flow import append_verified
+        data["appended"] = append_verified(result, dataset_path, provenance)
+    if as_json:
+        click.echo(dumps({**data, "out": str(out_dir)}))
+    else:
+        for rank, o in enumerate(result.outcomes, 1):
+            perf = o.performance
+            state = "VERIFIED" if o.passed else f"miss {o.shortfall:.3g}"
+            click.echo(f"#{rank} {state:<10} " + "  ".join(
+                f"{b.metric}={perf.get(b.metric):.4g}" if perf and perf.get(b.metric) is not None else f"{b.metric}=none"
+                for b in spec.targets) + (f"  (sized, {o.sizing.evaluations} sims)" if o.sizing else ""))
+        if result.verified:
+            click.echo(f"{len(result.verified)} circuit(s) verified for '{spec.name}' in {result.simulations} "
+                       f"simulations, {result.seconds:.1f} s; report: {out_dir / 'report.md'}")
+        else:
+            c = result.closest
+            how = f"the closest misses by a normalised shortfall of {c.shortfall:.3g}" if c else "nothing simulated"
+            click.echo(f"no circuit met '{spec.name}' within {budget} simulations: {how}; report: "
+                       f"{out_dir / 'report.md'}")
+    sys.exit(0 if result.verified else 1)
+
+
 if __name__ == "__main__":
     main()

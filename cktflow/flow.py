@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from spice_sim import LocalSimulator, SimJob, SimResult, check_netlist
 from spice_sim.errors import UnsafeNetlistError
@@ -13,7 +15,11 @@ from .circuit import Circuit, CircuitFormatError, InvalidCircuitError, testbench
 from .resources import pdk_dir
 from .spec import CheckRow, Spec
 
-__all__ = ["InputError", "Design", "load_design", "VerifyReport", "verify_design"]
+if TYPE_CHECKING:
+    from .sizing import SizingConfig, SizingResult
+
+__all__ = ["InputError", "Design", "load_design", "VerifyReport", "verify_design", "Outcome", "LoopResult",
+           "design_loop"]
 
 
 class InputError(ValueError):
@@ -91,3 +97,207 @@ def verify_design(design: Design, spec: Spec, simulator: LocalSimulator) -> Veri
 
 def dumps(obj) -> str:
     return json.dumps(obj, indent=2, default=str)
+
+
+# ---- the closed loop: candidates -> simulate -> rank -> size -> verify (issue 5) ------------------
+
+@dataclass
+class Outcome:
+    """A circuit the loop ends with: where it came from, how sizing went, and its verification run."""
+    circuit: Circuit
+    origin: str                       # "model", "random", "retrieval", "fixed", ...
+    first: SimResult                  # the candidate's first simulation
+    sizing: "SizingResult | None"     # None when the candidate was not sized
+    verification: SimResult | None    # a fresh ngspice run of `circuit` (with the waveform)
+    spec: Spec
+
+    @property
+    def performance(self):
+        if self.verification is not None:
+            return self.verification.performance if self.verification.ok else None
+        if self.sizing is not None:
+            return self.sizing.best.performance
+        return self.first.performance if self.first.ok else None
+
+    @property
+    def passed(self) -> bool:
+        """Verified: the final ngspice run (not a prediction, not the sizing history) meets every target."""
+        v = self.verification
+        return v is not None and v.ok and self.spec.passes(v.performance)
+
+    @property
+    def shortfall(self) -> float:
+        return self.spec.shortfall(self.performance)
+
+    def to_dict(self) -> dict:
+        perf = self.performance
+        return {"verified": self.passed, "origin": self.origin, "shortfall": self.shortfall,
+                "min_margin": self.spec.min_margin(perf) if perf is not None else None,
+                "performance": perf.to_dict() if perf is not None else None,
+                "checks": [r.__dict__ for r in self.spec.check(perf)] if perf is not None else [],
+                "sized": self.sizing is not None,
+                "sizing": {k: v for k, v in self.sizing.to_dict().items() if k != "circuit"} if self.sizing else None,
+                "verification_failure": self.verification.failure if self.verification else None,
+                "circuit": self.circuit.to_dict(), "hash": self.circuit.canonical_hash()}
+
+
+@dataclass
+class LoopResult:
+    spec: Spec
+    outcomes: list[Outcome]           # verified ones first (best objective first), then the closest misses
+    simulations: int                  # ngspice runs spent: candidates' first simulations + sizing
+    verification_runs: int            # the final re-measurements (not part of `simulations`)
+    seconds: float
+    candidates: int                   # distinct candidates simulated
+    duplicates: int                   # candidates dropped as duplicates (same canonical hash)
+    invalid: int                      # candidates that could not be realised (never simulated)
+
+    @property
+    def verified(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.passed]
+
+    @property
+    def closest(self) -> Outcome | None:
+        misses = [o for o in self.outcomes if not o.passed]
+        return min(misses, key=lambda o: o.shortfall) if misses else None
+
+    def to_dict(self) -> dict:
+        closest = self.closest
+        return {"spec": self.spec.to_dict(), "success": bool(self.verified), "verified": len(self.verified),
+                "simulations": self.simulations, "verification_runs": self.verification_runs,
+                "seconds": self.seconds, "candidates": self.candidates, "duplicates": self.duplicates,
+                "invalid": self.invalid,
+                "closest_shortfall": None if self.verified or closest is None else closest.shortfall,
+                "outcomes": [o.to_dict() for o in self.outcomes]}
+
+
+def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None, *, budget: int = 200,
+                top_k: int = 4, want: int = 1, seed: int = 0, config: "SizingConfig | None" = None,
+                progress: bool = False, history_dir: str | Path | None = None) -> LoopResult:
+    """From candidate circuits to verified ones within `budget` ngspice runs (first simulations included).
+
+    Duplicates (by canonical hash) are dropped; the candidates are simulated in one batch and ranked
+    by the sizing objective (shortfall first); candidates already meeting the spec with the sizing
+    margin need no sizing; otherwise the best `top_k` are sized in lockstep, each starting from its
+    first simulation, with the remaining budget split between them, until `want` circuits meet the
+    spec. Every circuit reported as meeting the spec is re-simulated (the verification run) and only
+    that run decides. Without a pool, one local ngspice process serves the whole loop.
+    """
+    from dataclasses import replace
+
+    from .simulate import INVALID, simulate
+    from .sizing import SerialPool, SizingConfig, score, size_many
+
+    if budget < 1 or top_k < 1 or want < 1:
+        raise ValueError("budget, top_k and want must be at least 1")
+    config = config or SizingConfig()
+    t0 = time.perf_counter()
+    unique, seen = [], set()
+    for c in circuits:
+        h = c.canonical_hash()
+        if h not in seen:
+            seen.add(h)
+            unique.append(c)
+    duplicates = len(circuits) - len(unique)
+    unique = unique[:budget]
+    own_pool = pool is None
+    if own_pool:
+        pool = SerialPool()
+    try:
+        first = simulate(unique, pool, progress=progress)
+        invalid = sum(r.failure == INVALID for r in first)
+        sims = len(unique) - invalid
+        margin = config.stop_margin
+        ys = [score(spec, c, r, margin) for c, r in zip(unique, first)]
+        order = sorted((i for i in range(len(unique)) if first[i].failure != INVALID), key=lambda i: ys[i])
+        ready = [i for i in order if _met_with_margin(spec, first[i], margin)][:max(want, top_k)]
+        sized: dict[int, SizingResult] = {}
+        left = budget - sims
+        if len(ready) < want and left > 0:
+            chosen = [i for i in order if i not in ready][:top_k]
+            if chosen:
+                per = max(1, left // len(chosen))
+                cfg = replace(config, budget=per + 1)    # +1: the start point, simulated above, is in its budget
+                results = size_many([unique[i] for i in chosen], spec, pool, cfg, seed=seed,
+                                    start_results=[first[i] for i in chosen], stop_after=want - len(ready),
+                                    history_dir=history_dir, progress=progress)
+                for i, r in zip(chosen, results):
+                    sized[i] = r
+                    sims += r.evaluations - 1
+        # what to verify: every circuit claimed to meet the spec, and the closest miss when there is none
+        keep = ready + [i for i in order if i in sized and i not in ready]
+        final = {i: (sized[i].circuit if i in sized else unique[i]) for i in keep}
+        claimed = [i for i in keep if (sized[i].met if i in sized else spec.passes(first[i].performance))]
+        if not claimed and keep:
+            claimed = [min(keep, key=lambda i: sized[i].best.shortfall if i in sized else spec.shortfall(
+                first[i].performance if first[i].ok else None))]
+        elif not keep and order:
+            keep = claimed = [order[0]]
+            final = {order[0]: unique[order[0]]}
+        checks = dict(zip(claimed, simulate([final[i] for i in claimed], pool, keep_waveform=True, progress=False)))
+    finally:
+        if own_pool:
+            pool.close()
+    outcomes = [Outcome(final[i], origin, first[i], sized.get(i), checks.get(i), spec) for i in keep]
+    passed = sorted((o for o in outcomes if o.passed),
+                    key=lambda o: score(spec, o.circuit, o.verification, margin))
+    rest = sorted((o for o in outcomes if not o.passed), key=lambda o: o.shortfall)
+    return LoopResult(spec, passed + rest, sims, len(checks), time.perf_counter() - t0, len(unique) - invalid,
+                      duplicates, invalid)
+
+
+def _met_with_margin(spec: Spec, result: SimResult, margin: float) -> bool:
+    return result.ok and spec.passes(result.performance) and spec.min_margin(result.performance) >= margin
+
+
+def generate(spec: Spec, n: int = 32, *, top_k: int = 4, budget: int = 200, want: int = 3,
+             checkpoint: str | Path | None = None, guidance: bool = True, seed: int = 0, pool=None,
+             config: "SizingConfig | None" = None, progress: bool = False,
+             history_dir: str | Path | None = None) -> LoopResult:
+    """The main job: the model proposes `n` candidates for `spec` (guided sampling), then `design_loop`."""
+    from .model.sample import propose
+
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    candidates = propose(spec, n, checkpoint=checkpoint, guidance=guidance, seed=seed)
+    return design_loop(spec, candidates, "model", pool, budget=budget, top_k=top_k, want=want, seed=seed,
+                       config=config, progress=progress, history_dir=history_dir)
+
+
+def write_design_report(result: LoopResult, out_dir: str | Path, provenance: dict | None = None) -> dict:
+    """The output folder of `generate`: report.md and report.json ranking the circuits (verified
+    first, measured vs target), and per circuit its JSON, netlists, schematics and Bode plot."""
+    from .export import export_all
+    from .report import design_report_markdown
+
+    out = Path(out_dir)
+    folder = out / "circuits"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("[0-9][0-9]-*"):    # an earlier run's ranking into the same folder
+        stale.unlink()
+    files = []
+    for rank, o in enumerate(result.outcomes, 1):
+        stem = f"{rank:02d}-{'verified' if o.passed else 'closest'}"
+        (folder / f"{stem}.json").write_text(o.circuit.to_json(indent=1) + "\n")
+        written = export_all(o.circuit, folder, stem, o.verification, title=f"{result.spec.name} #{rank}")
+        files.append({"json": f"circuits/{stem}.json",
+                      **{k: str(Path(v).relative_to(out)) for k, v in written.items()}})
+    data = {**result.to_dict(), "provenance": provenance or {}}
+    for d, f in zip(data["outcomes"], files):
+        d["files"] = f
+    (out / "report.json").write_text(dumps(data) + "\n")
+    (out / "report.md").write_text(design_report_markdown(result, files, provenance or {}))
+    return data
+
+
+def run_provenance(checkpoint: str | Path | None, seed: int) -> dict:
+    """What produced a generate run: the model file (path and content hash), a run id, the seed."""
+    import hashlib
+    import uuid
+
+    from .model.sample import default_checkpoint
+
+    path = Path(checkpoint) if checkpoint else default_checkpoint()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "missing"
+    return {"model": str(path), "model_sha256": digest, "run_id": uuid.uuid4().hex[:12], "seed": seed,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -47,3 +47,47 @@ def sizing_table(spec, start, result) -> str:
     if result.failures:
         out.append("failed simulations: " + ", ".join(f"{k} x{n}" for k, n in result.failures.items()))
     return "\n".join(out)
+
+
+def design_report_markdown(result, files: list[dict], provenance: dict) -> str:
+    """report.md of `cktflow generate`: the ranking, then each circuit's measured vs target."""
+    spec = result.spec
+    lines = [f"# cktflow generate: {spec.name}", ""]
+    if result.verified:
+        lines.append(f"**{len(result.verified)} circuit(s) verified by ngspice** against every target.")
+    else:
+        c = result.closest
+        miss = "no circuit could be simulated" if c is None else f"the closest misses by a normalised shortfall of {c.shortfall:.3g}"
+        lines.append(f"**No circuit met the spec**: {miss}.")
+    lines += ["", f"{result.candidates} distinct candidate(s) ({result.duplicates} duplicate(s) dropped, "
+              f"{result.invalid} invalid), {result.simulations} ngspice simulations plus "
+              f"{result.verification_runs} verification run(s), {result.seconds:.1f} s."]
+    if provenance:
+        lines += ["", "Provenance: " + ", ".join(f"{k} `{v}`" for k, v in provenance.items())]
+    lines += ["", "## Targets", "", "| metric | target |", "|---|---|"]
+    lines += [f"| {b.metric} | {b.describe()} |" for b in spec.targets]
+    lines += ["", "## Ranking", "", "| # | verified | " + " | ".join(b.metric for b in spec.targets)
+              + " | min margin | sized | files |", "|---" * (len(spec.targets) + 5) + "|"]
+    for rank, (o, f) in enumerate(zip(result.outcomes, files), 1):
+        perf = o.performance
+        vals = [format_si(perf.get(b.metric) if perf else None, METRIC_UNITS[b.metric]) for b in spec.targets]
+        margin = f"{spec.min_margin(perf):.3f}" if perf is not None else "-"
+        sized = f"{o.sizing.evaluations} sims" if o.sizing else "no"
+        lines.append(f"| {rank} | {'yes' if o.passed else 'NO'} | " + " | ".join(vals)
+                     + f" | {margin} | {sized} | [{f['json']}]({f['json']}) |")
+    for rank, (o, f) in enumerate(zip(result.outcomes, files), 1):
+        lines += ["", f"## #{rank} {'verified' if o.passed else 'not verified (closest)'}", "",
+                  f"`{o.circuit}`", ""]
+        perf = o.performance
+        if perf is not None:
+            lines += ["| metric | measured | target | result |", "|---|---|---|---|"]
+            lines += [f"| {r.metric} | {format_si(r.measured, METRIC_UNITS[r.metric])} | {r.target} | "
+                      f"{'pass' if r.passed else 'FAIL'} |" for r in spec.check(perf)]
+        elif o.verification is not None:
+            lines.append(f"simulation failed: {o.verification.failure}: {o.verification.message}")
+        netlist = f.get("spice")
+        if netlist:
+            lines += ["", f"Netlist: [{netlist}]({netlist})"]
+        if "bode" in f:
+            lines += ["", f"![Bode plot]({f['bode']})"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,160 @@
+"""Automated design, side by side: how often does each way of finding circuits meet a spec in ngspice?
+
+Target specs are feasible by construction: each comes from one measured circuit of the test split
+(never trained on), loosened by a fixed margin (gain -3 dB, UGF / 10^0.1, PM -5 deg, all as minimum
+bounds); only circuits with a UGF and a design phase margin in (0, 180] deg give specs (a larger
+"margin" means phase lead at the UGF, which no designer asks for). Every method gets the same budget of ngspice runs per spec, its candidates' first
+simulations included, and the same sizing (cktflow.sizing via cktflow.flow.design_loop):
+
+  (a) model      cktflow's model proposes candidates for the spec (guided sampling)
+  (b) random     random OCB topologies (Ckt-Bench-101 procedure, random values)
+  (c) miller     sizing alone of one fixed two-stage Miller op-amp (examples/circuits/two_stage_miller.json)
+  (d) retrieval  the training-split circuits whose measured performance is nearest the spec
+
+A spec counts as met only when the verification run (a fresh ngspice simulation of the final
+circuit) passes every bound. Prints success rate, median simulations and median wall time per
+success (model sampling included for (a); the verification re-run is not counted in simulations).
+
+    python bench/autodesign.py [--n-specs 100] [--budget 200] [--methods a,b,c,d] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cktflow.circuit import Circuit, OcbGenerator
+from cktflow.flow import design_loop
+from cktflow.sizing import SerialPool, SizingConfig
+from cktflow.spec import Bound, Spec
+
+ROOT = Path(__file__).resolve().parents[1]
+MILLER = ROOT / "examples" / "circuits" / "two_stage_miller.json"
+LOOSEN = {"gain_db": -3.0, "ugf_hz": 10 ** -0.1, "pm_deg": -5.0}
+METHODS = {"a": "model", "b": "random", "c": "miller", "d": "retrieval"}
+
+
+def spec_from(perf, name: str) -> Spec:
+    """Minimum bounds just below a measured circuit's gain, UGF and PM (feasible by construction)."""
+    return Spec((Bound("gain_db", min=perf.gain_db + LOOSEN["gain_db"]),
+                 Bound("ugf_hz", min=perf.ugf_hz * LOOSEN["ugf_hz"]),
+                 Bound("pm_deg", min=perf.pm_deg + LOOSEN["pm_deg"])), name=name)
+
+
+def target_specs(examples, n: int, seed: int) -> list[Spec]:
+    test = [e for e in examples if e.split == "test" and e.performance.ugf_hz is not None
+            and e.performance.pm_deg is not None and 0 < e.performance.pm_deg <= 180]
+    pick = np.random.default_rng(seed).permutation(len(test))[:n]
+    return [spec_from(test[i].performance, f"test-{i}") for i in pick]
+
+
+def _features(gain, ugf, pm) -> np.ndarray:
+    return np.array([gain / 20.0, math.log10(ugf), pm / 30.0])   # the shortfall scales of cktflow.spec
+
+
+class Retrieval:
+    """Nearest training circuits by measured (gain, log UGF, PM), in the spec's normalised units."""
+
+    def __init__(self, examples):
+        self.train = [e for e in examples if e.split == "train" and e.performance.ugf_hz
+                      and e.performance.pm_deg is not None]
+        self.x = np.stack([_features(e.performance.gain_db, e.performance.ugf_hz, e.performance.pm_deg)
+                           for e in self.train])
+
+    def nearest(self, spec: Spec, n: int) -> list[Circuit]:
+        b = {t.metric: t.min for t in spec.targets}
+        d = np.linalg.norm(self.x - _features(b["gain_db"], b["ugf_hz"], b["pm_deg"]), axis=1)
+        return [self.train[i].circuit for i in np.argsort(d, kind="stable")[:n]]
+
+
+def random_topologies(n: int, seed: int) -> list[Circuit]:
+    gen = OcbGenerator(seed=seed)
+    return [gen.draw_values(gen.draw_topology()) for _ in range(n)]
+
+
+def run(args) -> dict:
+    from cktflow.model.data import load_examples
+    examples = load_examples()
+    specs = target_specs(examples, args.n_specs, args.seed)
+    miller = Circuit.from_json(MILLER.read_text())
+    retrieval = Retrieval(examples) if "d" in args.methods else None
+    model = None
+    if "a" in args.methods:
+        from cktflow.model.sample import load_model
+        model = load_model(args.checkpoint)
+    config = SizingConfig(stop_margin=args.margin)
+    rows: dict[str, list[dict]] = {m: [] for m in args.methods}
+    with SerialPool() as pool:
+        for k, spec in enumerate(specs):
+            for m in args.methods:
+                t0 = time.perf_counter()
+                if m == "a":
+                    from cktflow.model.sample import propose_with_model
+                    cands = propose_with_model(model, spec, args.n_candidates, seed=args.seed + k)
+                elif m == "b":
+                    cands = random_topologies(args.n_candidates, seed=args.seed * 100_000 + k)
+                elif m == "c":
+                    cands = [miller]
+                else:
+                    cands = retrieval.nearest(spec, args.n_candidates)
+                res = design_loop(spec, cands, METHODS[m], pool, budget=args.budget, top_k=args.top_k, want=1,
+                                  seed=args.seed + k, config=config)
+                rows[m].append({"spec": spec.name, "success": bool(res.verified), "simulations": res.simulations,
+                                "seconds": time.perf_counter() - t0, "candidates": res.candidates,
+                                "closest_shortfall": None if res.verified else (res.closest.shortfall if res.closest else None)})
+            done = {m: sum(r["success"] for r in rows[m]) for m in args.methods}
+            print(f"[{k + 1}/{len(specs)}] " + "  ".join(f"{METHODS[m]} {done[m]}" for m in args.methods),
+                  file=sys.stderr, flush=True)
+    return {"n_specs": len(specs), "budget": args.budget, "n_candidates": args.n_candidates, "top_k": args.top_k,
+            "margin": args.margin, "rows": rows, "summary": {METHODS[m]: summarise(rows[m]) for m in args.methods}}
+
+
+def summarise(rows: list[dict]) -> dict:
+    ok = [r for r in rows if r["success"]]
+    return {"success_rate": len(ok) / len(rows) if rows else 0.0,
+            "median_simulations": statistics.median(r["simulations"] for r in ok) if ok else None,
+            "median_seconds": statistics.median(r["seconds"] for r in ok) if ok else None,
+            "mean_seconds_all": statistics.mean(r["seconds"] for r in rows) if rows else None}
+
+
+def print_table(out: dict) -> None:
+    print(f"{out['n_specs']} specs, budget {out['budget']} ngspice runs each, {out['n_candidates']} candidates, "
+          f"top-{out['top_k']} sized")
+    print(f"{'method':<10} {'success':>8} {'median sims':>12} {'median wall s':>14}")
+    for name, s in out["summary"].items():
+        sims = "-" if s["median_simulations"] is None else f"{s['median_simulations']:.0f}"
+        wall = "-" if s["median_seconds"] is None else f"{s['median_seconds']:.2f}"
+        print(f"{name:<10} {100 * s['success_rate']:>7.1f}% {sims:>12} {wall:>14}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-specs", type=int, default=100, help="target specs (from the test split)")
+    ap.add_argument("--budget", type=int, default=200, help="ngspice runs per spec and method")
+    ap.add_argument("--n-candidates", type=int, default=20, help="candidates per spec for (a), (b), (d)")
+    ap.add_argument("--top-k", type=int, default=4, help="candidates sized per spec")
+    ap.add_argument("--margin", type=float, default=0.01, help="sizing stop margin (normalised)")
+    ap.add_argument("--methods", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
+    ap.add_argument("--checkpoint", default=None, help="model checkpoint for (a) (default: the shipped one)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", type=Path, help="also write every row and the summary here")
+    args = ap.parse_args()
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bad = [m for m in args.methods if m not in METHODS]
+    if bad:
+        ap.error(f"unknown method(s) {bad}; use a subset of {','.join(METHODS)}")
+    out = run(args)
+    print_table(out)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
