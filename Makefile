@@ -9,7 +9,7 @@ setup:
 
 ## demo: the main job on the embedded defaults
 demo: setup
-	$(VENV)/bin/cktflow verify --sim ngspice --spec examples/spec.yaml examples/circuits/*.json examples/netlists/*.cir
+	$(VENV)/bin/cktflow generate --spec examples/spec.yaml --out generated/example-opamp
 
 ## test: the default test run (fast; slow tests are marked and skipped)
 test: setup
