@@ -264,5 +264,52 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
     sys.exit(0 if result.verified else 1)
 
 
+@main.command("tune")
+@click.option("--recipe", "recipe_name", default="default", show_default=True,
+              help="Training recipe whose hyper-parameters are searched (see `cktflow train --recipe`).")
+@click.option("--trials", type=click.IntRange(1), default=8, show_default=True,
+              help="Training runs to try (each one a whole training run).")
+@click.option("--epochs", type=click.IntRange(1), help="Epochs per trial (default: the recipe's).")
+@click.option("--concurrent", type=click.IntRange(1), default=1, show_default=True, help="Trials at once.")
+@click.option("--limit", type=click.IntRange(2), help="Train each trial on only this many training circuits.")
+@click.option("--db", type=click.Path(dir_okay=False), help="Dataset to train on (default: the built one).")
+@click.option("--out", default="runs/tune", show_default=True, type=click.Path(file_okay=False),
+              help="Folder of the Tune experiment.")
+@click.option("--name", default="cktgen-hparams", show_default=True, help="Experiment name (its folder under --out).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the searcher and the validation share.")
+@click.option("--resume", is_flag=True, help="Continue the experiment in --out/--name.")
+@click.option("--ray-address", help="Run the trials on this Ray cluster (or set RAY_ADDRESS).")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def tune_command(recipe_name, trials, epochs, concurrent, limit, db, out, name, seed, resume, ray_address, as_json):
+    """Search the model's training hyper-parameters with Ray Tune (Optuna searcher, reused actors).
+
+    Every trial trains the recipe with sampled lr, weight decay, KL and alignment weights, InfoNCE
+    temperature and batch size, and is scored by its loss on a validation share of the training
+    split (the test split is not touched).
+    """
+    from cktflow.flow import dumps
+    from cktflow.report import table
+    from cktflow.tuning import tune_training
+
+    try:
+        result = tune_training(recipe_name=recipe_name, num_samples=trials, epochs=epochs, max_concurrent=concurrent,
+                               limit=limit, db=db, out_dir=out, name=name, seed=seed, ray_address=ray_address,
+                               resume=resume, verbose=not as_json)
+    except (ValueError, FileNotFoundError) as exc:
+        raise InputProblem(str(exc)) from None
+    if as_json:
+        click.echo(dumps(result))
+    else:
+        keys = list(result["trials"][0]["config"]) if result["trials"] else []
+        rows = [[f"{t['val_loss']:.4f}" if t["val_loss"] is not None else f"error: {t['error']}"]
+                + [f"{t['config'].get(k):.3g}" if isinstance(t["config"].get(k), float) else str(t["config"].get(k))
+                   for k in keys] for t in sorted(result["trials"], key=lambda t: (t["val_loss"] is None, t["val_loss"] or 0))]
+        click.echo(table(["val_loss", *keys], rows))
+        if result["best"]:
+            click.echo(f"best of {len(result['trials'])} trial(s): val_loss {result['best']['val_loss']:.4f}; "
+                       f"experiment in {result['path']}")
+    sys.exit(0 if result["best"] else 1)
+
+
 if __name__ == "__main__":
     main()
