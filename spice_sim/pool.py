@@ -237,6 +237,7 @@ class SimPool:
                     try:
                         results = ray.get(ref)
                     except ray.exceptions.RayActorError:
+                        slot.inflight.appendleft((ref, chunk))   # its jobs are retried with the others
                         finished += self._worker_lost(slot, queue, attempts, "the worker process died")
                         continue
                     finished += zip(chunk.indices, results)
