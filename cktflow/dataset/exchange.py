@@ -1,0 +1,97 @@
+"""Export the store to Parquet or JSONL (for pandas, other tools, sharing) and import it back.
+
+Both formats carry every column of the store, so an export imported into an empty file gives the
+same records (hash, label, failure, provenance, split). Parquet keeps the metrics as flat numeric
+columns (convenient in pandas) and the circuit and provenance as JSON text; JSONL nests them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from spice_sim import METRICS, Performance
+
+from ..circuit import Circuit
+from .store import Dataset, Record
+
+__all__ = ["export_dataset", "import_dataset", "FORMATS"]
+
+FORMATS = ("parquet", "jsonl")
+_TEXT = ("hash", "topology_hash", "split", "failure", "message", "simulator", "testbench")
+
+
+def _format_of(path: Path, fmt: str | None) -> str:
+    fmt = fmt or {".parquet": "parquet", ".jsonl": "jsonl"}.get(path.suffix.lower())
+    if fmt not in FORMATS:
+        raise ValueError(f"{path}: format must be one of {FORMATS} (or use a .parquet/.jsonl name), got {fmt!r}")
+    return fmt
+
+
+def export_dataset(ds: Dataset, path: str | Path, fmt: str | None = None, only_ok: bool = False) -> int:
+    """Write every record (failures too unless only_ok) to `path`; returns the number written."""
+    path = Path(path)
+    fmt = _format_of(path, fmt)
+    records = ds.records(only_ok=only_ok)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "jsonl":
+        with path.open("w") as f:
+            for r in records:
+                row = {k: getattr(r, k) for k in _TEXT}
+                row["circuit"] = r.circuit.to_dict()
+                row["performance"] = r.performance.to_dict() if r.performance else None
+                row["provenance"] = r.provenance
+                f.write(json.dumps(row, sort_keys=True) + "\n")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        rows = []
+        for r in records:
+            row = {k: getattr(r, k) for k in _TEXT}
+            row["circuit"] = r.circuit.to_json()
+            row["provenance"] = json.dumps(r.provenance, sort_keys=True)
+            for m in METRICS:
+                row[m] = r.performance.get(m) if r.performance else None
+            rows.append(row)
+        schema = pa.schema([(k, pa.string()) for k in _TEXT + ("circuit", "provenance")]
+                           + [(m, pa.float64()) for m in METRICS])
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return len(records)
+
+
+def _records_from(path: Path, fmt: str) -> list[Record]:
+    out = []
+    if fmt == "jsonl":
+        with path.open() as f:
+            for no, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    perf = Performance.from_dict(row["performance"]) if row["performance"] else None
+                    out.append(Record(circuit=Circuit.from_dict(row["circuit"]), performance=perf,
+                                      provenance=row["provenance"], **{k: row[k] for k in _TEXT}))
+                except (KeyError, ValueError, TypeError) as exc:
+                    raise ValueError(f"{path}:{no}: not a cktflow dataset row: {exc}") from None
+    else:
+        import pyarrow.parquet as pq
+        for no, row in enumerate(pq.read_table(path).to_pylist(), start=1):
+            try:
+                perf = None
+                if row["failure"] is None:
+                    perf = Performance.from_dict({m: row[m] for m in METRICS})
+                out.append(Record(circuit=Circuit.from_json(row["circuit"]), performance=perf,
+                                  provenance=json.loads(row["provenance"]), **{k: row[k] for k in _TEXT}))
+            except (KeyError, ValueError, TypeError) as exc:
+                raise ValueError(f"{path}: row {no}: not a cktflow dataset row: {exc}") from None
+    return out
+
+
+def import_dataset(ds: Dataset, path: str | Path, fmt: str | None = None) -> int:
+    """Append the records of an export; returns how many were new. Hashes are checked against the circuits."""
+    path = Path(path)
+    records = _records_from(path, _format_of(path, fmt))
+    for r in records:
+        if r.circuit.canonical_hash() != r.hash:
+            raise ValueError(f"{path}: record {r.hash[:12]} does not match its circuit (edited or corrupt file)")
+    return ds.append(records)
