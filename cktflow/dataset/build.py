@@ -21,7 +21,7 @@ from pathlib import Path
 
 from spice_sim import SimJob
 
-from ..circuit import Circuit, OcbGenerator, testbench, validity_problems
+from ..circuit import OcbGenerator, testbench, validity_problems
 from ..circuit.generator import K_VALUES_PER_TOPOLOGY
 from ..simulate import INVALID, testbench_version
 from .store import Dataset, Record
@@ -35,9 +35,10 @@ GENERATOR_NAME = "ocb-bench101"
 _COMMIT_EVERY_S = 1.0
 
 
-def plan_split(circuits: list[Circuit], seed: int, test_fraction: float = TEST_FRACTION,
+def plan_split(topology_hashes: list[str], seed: int, test_fraction: float = TEST_FRACTION,
                block: int = K_VALUES_PER_TOPOLOGY) -> list[str]:
-    """"train"/"test" per circuit, by whole blocks of `block` consecutive circuits.
+    """"train"/"test" per circuit (given by its topology hash, in generator order), by whole blocks
+    of `block` consecutive circuits.
 
     Blocks that share any topology hash form one group and land on the same side. Groups are taken
     into test in an order fixed by sha256(seed, topology) until the test share reaches
@@ -45,8 +46,8 @@ def plan_split(circuits: list[Circuit], seed: int, test_fraction: float = TEST_F
     """
     if not 0 <= test_fraction < 1:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
-    n_blocks = -(-len(circuits) // block)
-    topo = [c.topology_hash() for c in circuits]
+    topo = list(topology_hashes)
+    n_blocks = -(-len(topo) // block)
     # union-find over blocks: a topology hash seen in two blocks joins them
     parent = list(range(n_blocks))
 
@@ -68,14 +69,14 @@ def plan_split(circuits: list[Circuit], seed: int, test_fraction: float = TEST_F
         groups[find(b)].append(b)
 
     def size(g: list[int]) -> int:
-        return sum(min(block, len(circuits) - b * block) for b in g)
+        return sum(min(block, len(topo) - b * block) for b in g)
 
     def key(g: list[int]) -> str:
-        names = sorted({topo[i] for b in g for i in range(b * block, min((b + 1) * block, len(circuits)))})
+        names = sorted({topo[i] for b in g for i in range(b * block, min((b + 1) * block, len(topo)))})
         return hashlib.sha256(f"{seed}:{names[0]}".encode()).hexdigest()
 
     ordered = sorted(groups.values(), key=key)
-    target = round(len(circuits) * test_fraction)
+    target = round(len(topo) * test_fraction)
     test_blocks: set[int] = set()
     taken = 0
     if len(ordered) >= 2 and test_fraction > 0:
@@ -86,7 +87,7 @@ def plan_split(circuits: list[Circuit], seed: int, test_fraction: float = TEST_F
                 taken += s
             if taken >= target:
                 break
-    return ["test" if i // block in test_blocks else "train" for i in range(len(circuits))]
+    return ["test" if i // block in test_blocks else "train" for i in range(len(topo))]
 
 
 @dataclass
@@ -115,25 +116,27 @@ def build_dataset(n: int, seed: int = 1, db_path: str | Path | None = None, *, r
         raise ValueError(f"n must be at least 1, got {n}")
     t0 = time.perf_counter()
     circuits = OcbGenerator(seed=seed).take(n)
-    splits = plan_split(circuits, seed)
+    topo = [c.topology_hash() for c in circuits]
+    splits = plan_split(topo, seed)
     with Dataset.open(db_path) as ds:
         summary = BuildSummary(db=str(ds.path), n=n, seed=seed, train=splits.count("train"),
                                test=splits.count("test"))
         stored = ds.hashes()
         hashes = [c.canonical_hash() for c in circuits]
+        ids = list(zip(hashes, topo))
         # a resumed or grown build keeps earlier rows but re-plans their split for this size
         ds.set_splits({h: s for h, s in zip(hashes, splits) if h in stored})
         pending = [i for i, h in enumerate(hashes) if h not in stored]
         summary.already_stored = n - len(pending)
         if pending:
             summary.stored, summary.simulated, failures, summary.simulator = _simulate_and_store(
-                ds, circuits, splits, pending, seed, pool, ray_address, num_workers, timeout_s, progress)
+                ds, circuits, ids, splits, pending, seed, pool, ray_address, num_workers, timeout_s, progress)
             summary.failures = dict(failures)
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
-def _simulate_and_store(ds: Dataset, circuits, splits, pending, seed, pool, ray_address, num_workers, timeout_s,
+def _simulate_and_store(ds: Dataset, circuits, ids, splits, pending, seed, pool, ray_address, num_workers, timeout_s,
                         progress):
     from ..simulate import open_pool
 
@@ -154,8 +157,9 @@ def _simulate_and_store(ds: Dataset, circuits, splits, pending, seed, pool, ray_
     try:
         pool.start()
         simulator = pool.simulator
-        batch = [Record(circuits[i], failure=INVALID, message="; ".join(p), split=splits[i],
-                        provenance=provenance(i), simulator=simulator, testbench=bench) for i, p in invalid]
+        batch = [Record(circuits[i], failure=INVALID, message="; ".join(p), split=splits[i], provenance=provenance(i),
+                        simulator=simulator, testbench=bench, hash=ids[i][0], topology_hash=ids[i][1])
+                 for i, p in invalid]
         if batch:
             failures[INVALID] += len(batch)
         jobs = [SimJob(testbench(circuits[i])) for i, _ in valid]
@@ -163,7 +167,7 @@ def _simulate_and_store(ds: Dataset, circuits, splits, pending, seed, pool, ray_
         for k, res in pool.imap_unordered(jobs):
             i = valid[k][0]
             batch.append(Record.from_result(circuits[i], res, provenance(i), simulator=simulator, testbench=bench,
-                                            split=splits[i]))
+                                            split=splits[i], hash=ids[i][0], topology_hash=ids[i][1]))
             if not res.ok:
                 failures[res.failure] += 1
             if time.monotonic() - last >= _COMMIT_EVERY_S:

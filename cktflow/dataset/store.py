@@ -82,14 +82,15 @@ class Record:
 
     @classmethod
     def from_result(cls, circuit: Circuit, result: SimResult, provenance: dict, *, simulator: str,
-                    testbench: str, split: str | None = None) -> "Record":
-        """A record for a circuit and what `cktflow.simulate` returned for it."""
+                    testbench: str, split: str | None = None, hash: str = "", topology_hash: str = "") -> "Record":
+        """A record for a circuit and what `cktflow.simulate` returned for it (pass the hashes if known)."""
         failure = result.failure
         if result.performance is None and failure is None:
             failure = "error"
         performance = result.performance if failure is None else None
         return cls(circuit=circuit, performance=performance, failure=failure, message=result.message,
-                   split=split, provenance=dict(provenance), simulator=simulator, testbench=testbench)
+                   split=split, provenance=dict(provenance), simulator=simulator, testbench=testbench, hash=hash,
+                   topology_hash=topology_hash)
 
     def to_row(self) -> tuple:
         perf = json.dumps(self.performance.to_dict()) if self.performance is not None else None
@@ -153,8 +154,9 @@ class Dataset:
         rows = [r.to_row() + (time.time(),) for r in records]
         if not rows:
             return 0
-        sql = (f"INSERT OR IGNORE INTO circuits ({', '.join(_COLUMNS)}, added) "
-               f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})")
+        # ON CONFLICT(hash) skips only duplicates; OR IGNORE would also drop rows that break a CHECK
+        sql = (f"INSERT INTO circuits ({', '.join(_COLUMNS)}, added) "
+               f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))}) ON CONFLICT(hash) DO NOTHING")
         with self._transaction():
             before = self._db.total_changes
             self._db.executemany(sql, rows)
