@@ -426,5 +426,69 @@ def dataset_import(db, fmt, as_json, file):
     click.echo(dumps({"added": n, "rows": total}) if as_json else f"added {n} rows ({total} in {ds.path})")
 
 
+@main.command("flywheel")
+@click.option("--specs", "specs_path", required=True, type=click.Path(dir_okay=False),
+              help="YAML list of specs (each item shaped like a spec file).")
+@click.option("--rounds", type=click.IntRange(1), default=2, show_default=True,
+              help="Rounds of generate -> append verified circuits -> fine-tune.")
+@click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False),
+              help="Dataset the verified circuits are appended to and fine-tuned on (default: the built one).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Starting model (default: the shipped one).")
+@click.option("-n", "n", type=click.IntRange(1), default=32, show_default=True, help="Candidates per spec.")
+@click.option("--top-k", type=click.IntRange(1), default=4, show_default=True, help="Candidates sized per spec.")
+@click.option("--budget", type=click.IntRange(1), default=200, show_default=True,
+              help="ngspice simulations per spec, first simulations included.")
+@click.option("--epochs", type=click.IntRange(1), default=3, show_default=True, help="Fine-tune epochs per round.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of sampling, sizing and fine-tuning.")
+@click.option("--out", default="runs/flywheel", show_default=True, type=click.Path(file_okay=False),
+              help="Folder of the run (per round: spec reports, sizing histories, the fine-tuned model).")
+@click.option("--workers", type=click.IntRange(1), help="Simulate on a local Ray pool of this many workers.")
+@click.option("--ray-address", help="Simulate on this Ray cluster (or set RAY_ADDRESS).")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def flywheel_command(specs_path, rounds, dataset_path, checkpoint, n, top_k, budget, epochs, seed, out, workers,
+                     ray_address, as_json):
+    """Run the flywheel: per round, generate for every spec, append the verified circuits (with their
+    provenance) to the dataset, and fine-tune the model on the grown training split; the next round
+    uses the fine-tuned model. Prints per round the success rate and simulations per success.
+    Interrupted runs resume from --out.
+    """
+    from cktflow.flow import dumps, flywheel, load_spec_list
+    from cktflow.spec import SpecError
+
+    try:
+        specs = load_spec_list(specs_path)
+    except SpecError as exc:
+        raise InputProblem(str(exc)) from None
+    from pathlib import Path
+
+    if checkpoint and not Path(checkpoint).is_file():
+        raise InputProblem(f"{checkpoint}: no such checkpoint file")
+
+    def show(summary):
+        if not as_json:
+            sps = summary["simulations_per_success"]
+            click.echo(f"round {summary['round']}: {summary['success']}/{summary['specs']} specs met "
+                       f"({100 * summary['success_rate']:.0f} %), "
+                       f"{'-' if sps is None else f'{sps:.1f}'} simulations per success, "
+                       f"{summary['appended']} circuit(s) appended, fine-tuned on {summary['train_circuits']}")
+
+    pool = None
+    if workers or ray_address:
+        from cktflow.simulate import open_pool
+        pool = open_pool(ray_address=ray_address, num_workers=workers, progress=False)
+    try:
+        summaries = flywheel(specs, rounds, out, dataset_path=dataset_path, checkpoint=checkpoint, n=n, top_k=top_k,
+                             budget=budget, finetune_epochs=epochs, seed=seed, pool=pool, progress=not as_json,
+                             on_round=show)
+    except (ValueError, FileNotFoundError) as exc:
+        raise InputProblem(str(exc)) from None
+    finally:
+        if pool is not None:
+            pool.close()
+    if as_json:
+        click.echo(dumps({"rounds": summaries}))
+    sys.exit(0 if summaries and summaries[-1]["success"] else 1)
+
+
 if __name__ == "__main__":
     main()

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from .sizing import SizingConfig, SizingResult
 
 __all__ = ["InputError", "Design", "load_design", "VerifyReport", "verify_design", "Outcome", "LoopResult",
-           "design_loop"]
+           "design_loop", "generate", "write_design_report", "run_provenance", "append_verified", "load_spec_list",
+           "flywheel"]
 
 
 class InputError(ValueError):
@@ -301,3 +302,120 @@ def run_provenance(checkpoint: str | Path | None, seed: int) -> dict:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "missing"
     return {"model": str(path), "model_sha256": digest, "run_id": uuid.uuid4().hex[:12], "seed": seed,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+# ---- the flywheel: verified circuits back into the data, the model fine-tuned on them (issue 5) --
+
+def append_verified(result: LoopResult, dataset_path: str | Path | None, provenance: dict) -> int:
+    """Append the verified circuits of a loop to the dataset (training split), with their provenance:
+    the model and run that proposed them, the spec, and the sizing run. A circuit whose topology is
+    in the test split is stored without a split, so the test split stays unseen. Returns rows added."""
+    from .dataset import Dataset, Record
+    from .simulate import simulator_version, testbench_version
+
+    if not result.verified:
+        return 0
+    with Dataset.open(dataset_path) as ds:
+        test_topologies = {r["topology_hash"] for r in ds.query(
+            "SELECT DISTINCT topology_hash FROM circuits WHERE split = 'test'")}
+        records = []
+        for o in result.verified:
+            sizing = None
+            if o.sizing is not None:
+                sizing = {"evaluations": o.sizing.evaluations, "stop_reason": o.sizing.stop_reason,
+                          "seed": provenance.get("seed")}
+            prov = {**provenance, "source": "generate", "origin": o.origin, "spec": result.spec.to_dict(),
+                    "sizing": sizing}
+            split = None if o.circuit.topology_hash() in test_topologies else "train"
+            records.append(Record.from_result(o.circuit, o.verification, prov, simulator=simulator_version(),
+                                              testbench=testbench_version(), split=split))
+        return ds.append(records)
+
+
+def load_spec_list(path: str | Path) -> list[Spec]:
+    """A YAML list of specs (each shaped like a spec file); errors name the file, the item and the field."""
+    import yaml
+
+    from .spec import SpecError, parse_spec
+
+    path = Path(path)
+    try:
+        items = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read spec list: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(items, list) or not items:
+        raise SpecError(f"{path}: expected a YAML list of specs (- name: ...\\n  targets: ...)")
+    specs = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise SpecError(f"{path}: item {i + 1}: a spec is a mapping with a 'targets' section")
+        item.setdefault("name", f"spec-{i + 1}")
+        specs.append(parse_spec(yaml.safe_dump(item, sort_keys=False), source=f"{path} item {i + 1}"))
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise SpecError(f"{path}: spec names must be unique (they name the output folders)")
+    return specs
+
+
+def flywheel(specs: Sequence[Spec], rounds: int, out_dir: str | Path, *, dataset_path: str | Path | None = None,
+             checkpoint: str | Path | None = None, n: int = 32, top_k: int = 4, budget: int = 200, want: int = 1,
+             finetune_epochs: int = 3, seed: int = 0, pool=None, progress: bool = False,
+             on_round=None) -> list[dict]:
+    """Rounds of: generate for every spec, append the verified circuits to the dataset, fine-tune the
+    model on the grown training split. Returns one summary per round (success rate, simulations per
+    success). Resumable: finished specs and rounds are read back from out_dir instead of redone."""
+    from .model.data import build_tensor_data, load_examples
+    from .model.finetune import finetune
+    from .model.sample import default_checkpoint
+
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    out = Path(out_dir)
+    ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
+    summaries = []
+    for r in range(1, rounds + 1):
+        rdir = out / f"round-{r}"
+        done_file = rdir / "summary.json"
+        if done_file.is_file():
+            summary = json.loads(done_file.read_text())
+            summaries.append(summary)
+            ckpt = Path(summary["next_checkpoint"])
+            if on_round:
+                on_round(summary)
+            continue
+        t0 = time.perf_counter()
+        rows = []
+        for i, spec in enumerate(specs):
+            sdir = rdir / "specs" / spec.name
+            row_file = sdir / "row.json"
+            if row_file.is_file():
+                rows.append(json.loads(row_file.read_text()))
+                continue
+            prov = {**run_provenance(ckpt, seed + i), "flywheel_round": r}
+            res = generate(spec, n, top_k=top_k, budget=budget, want=want, checkpoint=ckpt, seed=seed + i,
+                           pool=pool, progress=progress, history_dir=sdir / "sizing")
+            added = append_verified(res, dataset_path, prov)
+            row = {"spec": spec.name, "success": bool(res.verified), "simulations": res.simulations,
+                   "seconds": res.seconds, "appended": added, "run_id": prov["run_id"]}
+            sdir.mkdir(parents=True, exist_ok=True)
+            row_file.write_text(json.dumps(row))
+            rows.append(row)
+        wins = sum(x["success"] for x in rows)
+        sims = sum(x["simulations"] for x in rows)
+        examples = load_examples(dataset_path)
+        train_data = build_tensor_data([e for e in examples if e.split == "train"])
+        state = finetune(ckpt, train_data, rdir / "model", epochs=finetune_epochs, seed=seed + r, progress=progress)
+        summary = {"round": r, "model": str(ckpt), "specs": len(rows), "success": wins,
+                   "success_rate": wins / len(rows) if rows else 0.0, "simulations": sims,
+                   "simulations_per_success": sims / wins if wins else None,
+                   "appended": sum(x["appended"] for x in rows), "train_circuits": len(train_data),
+                   "finetune_epochs": state["epoch"], "next_checkpoint": str(rdir / "model" / "model.pt"),
+                   "seconds": time.perf_counter() - t0, "rows": rows}
+        done_file.write_text(json.dumps(summary, indent=1))
+        summaries.append(summary)
+        ckpt = Path(summary["next_checkpoint"])
+        if on_round:
+            on_round(summary)
+    return summaries

@@ -1,0 +1,69 @@
+"""Fine-tuning: continue training a model from its checkpoint on a grown dataset (the flywheel).
+
+The weights come from the checkpoint; the optimiser starts fresh at `lr_scale` times the recipe's
+rate with a short schedule of its own, so a few epochs adapt the model to the new circuits without
+undoing what it learned. The run is an ordinary `train` run in `out_dir` (seeded there before the
+first epoch), so it resumes after an interruption like any training run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from pathlib import Path
+
+import torch
+
+from .config import CktGenConfig, TrainConfig
+from .data import TensorData
+from .network import CktGen
+from .train import CHECKPOINT_NAME, _schedule, load_checkpoint, save_checkpoint, train
+
+__all__ = ["finetune", "FINETUNE_INFO"]
+
+log = logging.getLogger(__name__)
+
+#: What a fine-tune run records about its origin, beside its checkpoint.
+FINETUNE_INFO = "finetune.json"
+
+
+def finetune(checkpoint: str | Path, data: TensorData, out_dir: str | Path, *, epochs: int = 3,
+             lr_scale: float = 0.2, seed: int = 0, device: str = "auto", progress: bool = True,
+             test: TensorData | None = None, stop_after: int | None = None) -> dict:
+    """Fine-tune the model in `checkpoint` on `data`; resumes when out_dir already holds the run.
+
+    Returns the final training state (as `train` does); out_dir/model.pt is the fine-tuned model.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    if not 0 < lr_scale <= 1:
+        raise ValueError(f"lr_scale must be within (0, 1], got {lr_scale}")
+    if len(data) == 0:
+        raise ValueError("no circuits to fine-tune on")
+    out = Path(out_dir)
+    ckpt = out / CHECKPOINT_NAME
+    if ckpt.exists():
+        state = load_checkpoint(ckpt)
+        cfg, tcfg = CktGenConfig.from_dict(state["config"]), TrainConfig.from_dict(state["train_config"])
+        log.info("resuming the fine-tune in %s after epoch %d", out, state["epoch"])
+    else:
+        source = load_checkpoint(checkpoint)
+        cfg = CktGenConfig.from_dict(source["config"])
+        tcfg = TrainConfig.from_dict(source["train_config"]) if "train_config" in source else TrainConfig()
+        tcfg.epochs, tcfg.lr, tcfg.seed = epochs, tcfg.lr * lr_scale, seed
+        model = CktGen(cfg)
+        model.load_state_dict(source["model"])
+        opt = model.configure_optimizer(tcfg.lr, tcfg.weight_decay, tcfg.betas)
+        steps = math.ceil(len(data) / tcfg.batch_size) * tcfg.epochs
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(steps))
+        save_checkpoint(ckpt, {"config": cfg.to_dict(), "train_config": tcfg.to_dict(), "model": model.state_dict(),
+                               "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": 0,
+                               "history": []})
+        digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:16]
+        (out / FINETUNE_INFO).write_text(json.dumps({"source": str(checkpoint), "source_sha256": digest,
+                                                     "source_epoch": source.get("epoch"), "epochs": epochs,
+                                                     "lr": tcfg.lr, "circuits": len(data), "seed": seed}, indent=1))
+    return train(cfg, data, out, tcfg, resume=True, device=device, progress=progress, test=test,
+                 stop_after=stop_after)

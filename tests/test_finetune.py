@@ -1,0 +1,49 @@
+"""Fine-tuning starts from the checkpoint's weights and resumes like a training run."""
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from cktflow.model.config import recipe  # noqa: E402
+from cktflow.model.data import build_tensor_data, load_examples  # noqa: E402
+from cktflow.model.finetune import FINETUNE_INFO, finetune  # noqa: E402
+from cktflow.model.train import MODEL_NAME, load_checkpoint, train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data():
+    examples = [e for e in load_examples() if e.split == "train"][:48]
+    return build_tensor_data(examples)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory, data):
+    cfg, tcfg = recipe("tiny")
+    tcfg.epochs = 2
+    out = tmp_path_factory.mktemp("src")
+    train(cfg, data, out, tcfg, device="cpu", progress=False)
+    return out / MODEL_NAME
+
+
+def test_finetune_starts_from_the_checkpoint(tmp_path, data, source):
+    state = finetune(source, data, tmp_path / "ft", epochs=1, device="cpu", progress=False)
+    cfg, tcfg = recipe("tiny")
+    tcfg.epochs = 1
+    scratch = train(cfg, data, tmp_path / "scratch", tcfg, device="cpu", progress=False)
+    # two epochs of pre-training show in the first fine-tune epoch's loss
+    assert state["history"][0]["total"] < scratch["history"][0]["total"]
+    info = json.loads((tmp_path / "ft" / FINETUNE_INFO).read_text())
+    assert info["source"] == str(source) and info["circuits"] == len(data)
+
+
+def test_interrupted_finetune_resumes_to_the_same_weights(tmp_path, data, source):
+    whole = finetune(source, data, tmp_path / "whole", epochs=2, device="cpu", progress=False)
+    part = finetune(source, data, tmp_path / "part", epochs=2, device="cpu", progress=False, stop_after=1)
+    assert part["epoch"] == 1
+    resumed = finetune(source, data, tmp_path / "part", epochs=2, device="cpu", progress=False)
+    assert resumed["epoch"] == 2
+    for k, v in whole["model"].items():
+        assert torch.equal(v, resumed["model"][k]), k
+    assert load_checkpoint(tmp_path / "part" / MODEL_NAME)["epoch"] == 2

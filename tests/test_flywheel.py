@@ -1,0 +1,70 @@
+"""The flywheel on a small real dataset: verified circuits are appended with provenance, the model is
+fine-tuned from the checkpoint, and a finished run is read back instead of redone."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("torch")
+
+from cli import main  # noqa: E402
+from cktflow.dataset import Dataset, Record  # noqa: E402
+from cktflow.model.data import load_examples  # noqa: E402
+from cktflow.model.sample import default_checkpoint  # noqa: E402
+
+SPECS = """\
+- name: easy
+  targets:
+    gain_db: {min: 60dB}
+    ugf_hz: {min: 100MHz}
+    pm_deg: {min: 60deg}
+"""
+
+
+@pytest.fixture
+def small_dataset(tmp_path):
+    if not default_checkpoint().is_file():
+        pytest.skip(f"the shipped checkpoint {default_checkpoint()} does not exist yet")
+    examples = load_examples()
+    rows = [e for e in examples if e.split == "train"][:40] + [e for e in examples if e.split == "test"][:10]
+    path = tmp_path / "data.sqlite"
+    with Dataset.open(path) as ds:
+        ds.append(Record(e.circuit, e.performance, split=e.split, provenance={"source": "test"},
+                         simulator="ngspice", testbench="ocb") for e in rows)
+    return path
+
+
+def test_flywheel_appends_with_provenance_and_resumes(tmp_path, small_dataset):
+    specs = tmp_path / "specs.yaml"
+    specs.write_text(SPECS)
+    out = tmp_path / "fly"
+    args = ["flywheel", "--specs", str(specs), "--rounds", "1", "--dataset", str(small_dataset), "-n", "6",
+            "--budget", "40", "--epochs", "1", "--out", str(out), "--json"]
+    r = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output[r.output.index("{"):])["rounds"][0]
+    assert summary["success"] == 1 and summary["appended"] >= 1
+    assert summary["simulations_per_success"] == summary["simulations"] <= 40
+    with Dataset.open(small_dataset) as ds:
+        new = [x for x in ds.records() if x.provenance.get("source") == "generate"]
+    assert len(new) == summary["appended"]
+    for rec in new:
+        p = rec.provenance
+        assert p["model"] == str(default_checkpoint()) and len(p["model_sha256"]) == 16
+        assert p["run_id"] == summary["rows"][0]["run_id"] and p["flywheel_round"] == 1
+        assert p["spec"]["name"] == "easy" and "sizing" in p
+        assert rec.split in ("train", None) and rec.performance is not None
+    assert summary["train_circuits"] >= 30          # the dataset's labelled training rows, not the default set
+    model = out / "round-1" / "model" / "model.pt"
+    assert model.is_file() and json.loads((out / "round-1" / "model" / "finetune.json").read_text())["source"] \
+        == str(default_checkpoint())
+    again = CliRunner().invoke(main, args, catch_exceptions=False)       # finished: read back, nothing redone
+    assert json.loads(again.output[again.output.index("{"):])["rounds"][0]["rows"] == summary["rows"]
+
+
+def test_spec_list_errors_name_file_and_item(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- targets:\n    gain_db: {min: 60}\n- targets:\n    nonsense_db: {min: 1}\n")
+    r = CliRunner().invoke(main, ["flywheel", "--specs", str(bad)])
+    assert r.exit_code == 2 and "item 2" in r.output and "nonsense_db" in r.output
