@@ -101,6 +101,7 @@ class BuildSummary:
     failures: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     simulator: str = ""
+    workers: int = 0                  # simulation workers used (0 when nothing needed simulating)
     train: int = 0
     test: int = 0
 
@@ -129,7 +130,7 @@ def build_dataset(n: int, seed: int = 1, db_path: str | Path | None = None, *, r
         pending = [i for i, h in enumerate(hashes) if h not in stored]
         summary.already_stored = n - len(pending)
         if pending:
-            summary.stored, summary.simulated, failures, summary.simulator = _simulate_and_store(
+            summary.stored, summary.simulated, failures, summary.simulator, summary.workers = _simulate_and_store(
                 ds, circuits, ids, splits, pending, seed, pool, ray_address, num_workers, timeout_s, progress)
             summary.failures = dict(failures)
     summary.seconds = time.perf_counter() - t0
@@ -156,7 +157,7 @@ def _simulate_and_store(ds: Dataset, circuits, ids, splits, pending, seed, pool,
     stored = 0
     try:
         pool.start()
-        simulator = pool.simulator
+        simulator, workers = pool.simulator, pool.num_workers
         batch = [Record(circuits[i], failure=INVALID, message="; ".join(p), split=splits[i], provenance=provenance(i),
                         simulator=simulator, testbench=bench, hash=ids[i][0], topology_hash=ids[i][1])
                  for i, p in invalid]
@@ -177,4 +178,4 @@ def _simulate_and_store(ds: Dataset, circuits, ids, splits, pending, seed, pool,
     finally:
         if own_pool:
             pool.close()
-    return stored, len(valid), failures, simulator
+    return stored, len(valid), failures, simulator, workers
