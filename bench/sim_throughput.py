@@ -1,0 +1,138 @@
+"""Simulation throughput on the same generated circuits, three ways, side by side in one run.
+
+(a) `ngspice -b -r out.raw` as a subprocess per netlist, one at a time (the usual approach,
+    e.g. AutoCkt's), with `set num_threads=1` in a .spiceinit so OpenMP does not slow it down;
+(b) one in-process shared ngspice (spice_sim.engine);
+(c) the cktflow Ray pool on this machine's CPUs (Ray start-up reported apart);
+and the wall time of `cktflow dataset build --n BUILD_N` from nothing, Ray start-up included.
+
+    python bench/sim_throughput.py [--n 2000] [--seed 1] [--workers N] [--build-n 10000] [--json]
+
+The machine may be shared: figures are for the load at the time and are pessimistic then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cktflow.circuit import OcbGenerator, testbench
+from spice_sim import SimJob
+from spice_sim.engine import get_engine
+from spice_sim.jobs import run_job
+from spice_sim.pool import SimPool
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def subprocess_per_netlist(decks: list[str]) -> tuple[float, int]:
+    """(seconds, failures) for `ngspice -b -r out.raw deck.cir`, one process per deck."""
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="ngb-") as tmp:
+        Path(tmp, ".spiceinit").write_text("set num_threads=1\n")
+        paths = []
+        for k, deck in enumerate(decks):
+            p = Path(tmp, f"c{k}.cir")
+            p.write_text(deck)
+            paths.append(p)
+        t0 = time.perf_counter()
+        for p in paths:
+            r = subprocess.run(["ngspice", "-b", "-r", "out.raw", p.name], cwd=tmp, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+            failures += r.returncode != 0
+        return time.perf_counter() - t0, failures
+
+
+def in_process(decks: list[str]) -> tuple[float, int]:
+    engine = get_engine()
+    t0 = time.perf_counter()
+    results = [run_job(engine, SimJob(d)) for d in decks]
+    return time.perf_counter() - t0, sum(not r.ok for r in results)
+
+
+def pool_run(decks: list[str], workers: int | None, cache: Path) -> tuple[float, float, float, int, int]:
+    """(start-up s, map s, close s, failures, workers)."""
+    t0 = time.perf_counter()
+    pool = SimPool(num_workers=workers, temp_dir=cache / "ray", progress=False).start()
+    t1 = time.perf_counter()
+    results = pool.map([SimJob(d) for d in decks])
+    t2 = time.perf_counter()
+    n = pool.num_workers
+    pool.close()
+    return t1 - t0, t2 - t1, time.perf_counter() - t2, sum(not r.ok for r in results), n
+
+
+def dataset_build(n: int, workers: int | None, cache: Path) -> float:
+    """Wall time of the CLI building n circuits into a new file, from process start to exit."""
+    env = dict(os.environ, CKTFLOW_CACHE=str(cache))
+    env.pop("RAY_ADDRESS", None)
+    cmd = [sys.executable, "-c", "import cli; cli.main()", "dataset", "build", "--n", str(n), "--seed", "1",
+           "--db", str(cache / "bench.sqlite"), "--json"]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise RuntimeError(f"cktflow dataset build failed:\n{out.stderr[-2000:]}")
+    summary = json.loads(out.stdout)
+    if summary["stored"] != n:
+        raise RuntimeError(f"the build stored {summary['stored']} of {n} circuits")
+    return seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=2000, help="circuits simulated by each method")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, help="pool workers (default: one per CPU)")
+    ap.add_argument("--build-n", type=int, default=10000, help="circuits for the dataset build timing (0: skip)")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = ap.parse_args()
+
+    decks = [testbench(c) for c in OcbGenerator(seed=args.seed).take(args.n)]
+    out: dict = {"n": args.n, "cpus": os.cpu_count(), "load_avg_1min_at_start": os.getloadavg()[0]}
+    with tempfile.TemporaryDirectory(prefix="ckb-") as tmp:   # short: Ray's socket paths live below it
+        cache = Path(tmp)
+        sa, fa = subprocess_per_netlist(decks)
+        sb, fb = in_process(decks)
+        start, sc, close, fc, workers = pool_run(decks, args.workers, cache)
+        out.update({
+            "a_ngspice_b_per_netlist": {"seconds": sa, "sims_per_s": args.n / sa, "failures": fa},
+            "b_in_process_engine": {"seconds": sb, "sims_per_s": args.n / sb, "failures": fb},
+            "c_pool": {"seconds": sc, "sims_per_s": args.n / sc, "failures": fc, "workers": workers,
+                       "ray_start_s": start, "close_s": close},
+            "ratio_c_over_b": sb / sc, "ratio_c_over_a": sa / sc, "ratio_b_over_a": sa / sb,
+        })
+        if args.build_n:
+            build_cache = cache / "build"
+            build_cache.mkdir()
+            secs = dataset_build(args.build_n, args.workers, build_cache)
+            out["dataset_build"] = {"n": args.build_n, "seconds": secs, "circuits_per_s": args.build_n / secs}
+    out["load_avg_1min_at_end"] = os.getloadavg()[0]
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    print(f"{args.n} OCB circuits (1,101-point AC sweep), {out['cpus']} CPUs, "
+          f"load average {out['load_avg_1min_at_start']:.2f} at start, {out['load_avg_1min_at_end']:.2f} at end")
+    for key, label in (("a_ngspice_b_per_netlist", "(a) ngspice -b per netlist"),
+                       ("b_in_process_engine", "(b) one in-process ngspice"),
+                       ("c_pool", f"(c) cktflow pool, {workers} workers")):
+        d = out[key]
+        print(f"  {label:<32} {d['seconds']:8.2f} s  {d['sims_per_s']:8.1f} sims/s  failures {d['failures']}")
+    print(f"  pool Ray start-up {start:.2f} s, shut-down {close:.2f} s (not in (c))")
+    print(f"  ratios: (c)/(b) = {out['ratio_c_over_b']:.2f}x   (c)/(a) = {out['ratio_c_over_a']:.2f}x   "
+          f"(b)/(a) = {out['ratio_b_over_a']:.2f}x")
+    if args.build_n:
+        d = out["dataset_build"]
+        print(f"  cktflow dataset build --n {d['n']} from nothing (Ray start-up included): {d['seconds']:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
