@@ -1,9 +1,13 @@
 """Automated design, side by side: how often does each way of finding circuits meet a spec in ngspice?
 
 Target specs are feasible by construction: each comes from one measured circuit of the test split
-(never trained on), loosened by a fixed margin (gain -3 dB, UGF / 10^0.1, PM -5 deg, all as minimum
-bounds); only circuits with a UGF and a design phase margin in (0, 180] deg give specs (a larger
-"margin" means phase lead at the UGF, which no designer asks for). Every method gets the same budget of ngspice runs per spec, its candidates' first
+(never trained on), loosened by a fixed margin. Two kinds (--kind):
+  window (default)  gain within +-5 dB, UGF within x/ 10^0.15, PM within +-10 deg of the measured
+                    circuit: a band, like the paper's spec classes, so a circuit must hit the target
+                    rather than exceed it;
+  min               gain >= -3 dB, UGF >= / 10^0.1, PM >= -5 deg of the measured values (one-sided).
+Only circuits with a UGF and a design phase margin in (0, 180] deg give specs (a larger "margin"
+means phase lead at the UGF, which no designer asks for). Every method gets the same budget of ngspice runs per spec, its candidates' first
 simulations included, and the same sizing (cktflow.sizing via cktflow.flow.design_loop):
 
   (a) model      cktflow's model proposes candidates for the spec (guided sampling)
@@ -37,22 +41,28 @@ from cktflow.spec import Bound, Spec
 
 ROOT = Path(__file__).resolve().parents[1]
 MILLER = ROOT / "examples" / "circuits" / "two_stage_miller.json"
-LOOSEN = {"gain_db": -3.0, "ugf_hz": 10 ** -0.1, "pm_deg": -5.0}
+LOOSEN = {"gain_db": 3.0, "ugf_decades": 0.1, "pm_deg": 5.0}          # kind "min"
+WINDOW = {"gain_db": 5.0, "ugf_decades": 0.15, "pm_deg": 10.0}         # kind "window": half-widths
 METHODS = {"a": "model", "b": "random", "c": "miller", "d": "retrieval"}
 
 
-def spec_from(perf, name: str) -> Spec:
-    """Minimum bounds just below a measured circuit's gain, UGF and PM (feasible by construction)."""
-    return Spec((Bound("gain_db", min=perf.gain_db + LOOSEN["gain_db"]),
-                 Bound("ugf_hz", min=perf.ugf_hz * LOOSEN["ugf_hz"]),
-                 Bound("pm_deg", min=perf.pm_deg + LOOSEN["pm_deg"])), name=name)
+def spec_from(perf, name: str, kind: str = "window") -> Spec:
+    """Bounds around a measured circuit's gain, UGF and PM (so the spec is feasible by construction)."""
+    g, u, p = perf.gain_db, perf.ugf_hz, perf.pm_deg
+    if kind == "min":
+        return Spec((Bound("gain_db", min=g - LOOSEN["gain_db"]), Bound("ugf_hz", min=u / 10 ** LOOSEN["ugf_decades"]),
+                     Bound("pm_deg", min=p - LOOSEN["pm_deg"])), name=name)
+    w = WINDOW
+    return Spec((Bound("gain_db", min=g - w["gain_db"], max=g + w["gain_db"]),
+                 Bound("ugf_hz", min=u / 10 ** w["ugf_decades"], max=u * 10 ** w["ugf_decades"]),
+                 Bound("pm_deg", min=p - w["pm_deg"], max=p + w["pm_deg"])), name=name)
 
 
-def target_specs(examples, n: int, seed: int) -> list[Spec]:
+def target_specs(examples, n: int, seed: int, kind: str = "window") -> list[Spec]:
     test = [e for e in examples if e.split == "test" and e.performance.ugf_hz is not None
             and e.performance.pm_deg is not None and 0 < e.performance.pm_deg <= 180]
     pick = np.random.default_rng(seed).permutation(len(test))[:n]
-    return [spec_from(test[i].performance, f"test-{i}") for i in pick]
+    return [spec_from(test[i].performance, f"test-{i}", kind) for i in pick]
 
 
 def _features(gain, ugf, pm) -> np.ndarray:
@@ -69,7 +79,9 @@ class Retrieval:
                            for e in self.train])
 
     def nearest(self, spec: Spec, n: int) -> list[Circuit]:
-        b = {t.metric: t.min for t in spec.targets}
+        # the centre of each bound (its minimum when one-sided; UGF in log space)
+        b = {t.metric: t.min if t.max is None else (math.sqrt(t.min * t.max) if t.metric == "ugf_hz"
+                                                    else (t.min + t.max) / 2) for t in spec.targets}
         d = np.linalg.norm(self.x - _features(b["gain_db"], b["ugf_hz"], b["pm_deg"]), axis=1)
         return [self.train[i].circuit for i in np.argsort(d, kind="stable")[:n]]
 
@@ -82,7 +94,7 @@ def random_topologies(n: int, seed: int) -> list[Circuit]:
 def run(args) -> dict:
     from cktflow.model.data import load_examples
     examples = load_examples()
-    specs = target_specs(examples, args.n_specs, args.seed)
+    specs = target_specs(examples, args.n_specs, args.seed, args.kind)
     miller = Circuit.from_json(MILLER.read_text())
     retrieval = Retrieval(examples) if "d" in args.methods else None
     model = None
@@ -112,7 +124,7 @@ def run(args) -> dict:
             done = {m: sum(r["success"] for r in rows[m]) for m in args.methods}
             print(f"[{k + 1}/{len(specs)}] " + "  ".join(f"{METHODS[m]} {done[m]}" for m in args.methods),
                   file=sys.stderr, flush=True)
-    return {"n_specs": len(specs), "budget": args.budget, "n_candidates": args.n_candidates, "top_k": args.top_k,
+    return {"n_specs": len(specs), "kind": args.kind, "budget": args.budget, "n_candidates": args.n_candidates, "top_k": args.top_k,
             "margin": args.margin, "rows": rows, "summary": {METHODS[m]: summarise(rows[m]) for m in args.methods}}
 
 
@@ -125,7 +137,7 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def print_table(out: dict) -> None:
-    print(f"{out['n_specs']} specs, budget {out['budget']} ngspice runs each, {out['n_candidates']} candidates, "
+    print(f"{out['n_specs']} {out['kind']} specs, budget {out['budget']} ngspice runs each, {out['n_candidates']} candidates, "
           f"top-{out['top_k']} sized")
     print(f"{'method':<10} {'success':>8} {'median sims':>12} {'median wall s':>14}")
     for name, s in out["summary"].items():
@@ -137,6 +149,7 @@ def print_table(out: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-specs", type=int, default=100, help="target specs (from the test split)")
+    ap.add_argument("--kind", choices=("window", "min"), default="window", help="shape of the target specs")
     ap.add_argument("--budget", type=int, default=200, help="ngspice runs per spec and method")
     ap.add_argument("--n-candidates", type=int, default=20, help="candidates per spec for (a), (b), (d)")
     ap.add_argument("--top-k", type=int, default=4, help="candidates sized per spec")

@@ -180,8 +180,8 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
     Duplicates (by canonical hash) are dropped; the candidates are simulated in one batch and ranked
     by the sizing objective (shortfall first); candidates already meeting the spec with the sizing
     margin need no sizing; otherwise the best `top_k` are sized in lockstep, each starting from its
-    first simulation, with the remaining budget split between them, until `want` circuits meet the
-    spec. Every circuit reported as meeting the spec is re-simulated (the verification run) and only
+    first simulation, sharing the remaining budget by successive halving (`size_many`), until `want`
+    circuits meet the spec. Every circuit reported as meeting the spec is re-simulated (the verification run) and only
     that run decides. Without a pool, one local ngspice process serves the whole loop.
     """
     from dataclasses import replace
@@ -217,11 +217,10 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
         if len(ready) < want and left > 0:
             chosen = [i for i in order if i not in ready][:top_k]
             if chosen:
-                per = max(1, left // len(chosen))
-                cfg = replace(config, budget=per + 1)    # +1: the start point, simulated above, is in its budget
+                cfg = replace(config, budget=left + 1)    # +1: the start point, simulated above, is in its budget
                 results = size_many([unique[i] for i in chosen], spec, pool, cfg, seed=seed,
                                     start_results=[first[i] for i in chosen], stop_after=want - len(ready),
-                                    history_dir=history_dir, progress=progress)
+                                    history_dir=history_dir, progress=progress, total_budget=left)
                 for i, r in zip(chosen, results):
                     sized[i] = r
                     sims += r.evaluations - 1

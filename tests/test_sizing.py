@@ -143,3 +143,13 @@ def test_cli_size_exit_codes_and_json(tmp_path):
     assert r.exit_code == 1 and "NOT met within 12 simulations" in r.output
     r = CliRunner().invoke(main, ["size", "--spec", str(reach), "examples/netlists/miller.cir"])
     assert r.exit_code == 2 and "circuit JSON" in r.output
+
+
+def test_shared_budget_goes_to_the_better_half(miller, pool):
+    spec = parse_spec(UNREACHABLE)
+    weak = miller.with_values({(2, "gm"): 1e-6, (3, "gm"): 1e-6})    # far from any gain target
+    config = SizingConfig(budget=100, batch=4, n_initial=4)
+    results = size_many([miller, weak], spec, pool=pool, config=config, seed=4, total_budget=40)
+    assert sum(r.evaluations for r in results) == 40
+    good, bad = results
+    assert good.best.y < bad.best.y and good.evaluations > bad.evaluations >= 4

@@ -279,11 +279,16 @@ class Sizer:
 
 def size_many(circuits: Sequence[Circuit], spec: Spec, pool=None, config: SizingConfig = SizingConfig(),
               seed: int = 0, start_results: Sequence[SimResult | None] | None = None, stop_after: int | None = None,
-              history_dir: str | Path | None = None, progress: bool = False, pdk: Pdk | None = None) -> list[SizingResult]:
-    """Size several circuits in lockstep: each round, every unfinished sizer's batch goes to the pool
+              history_dir: str | Path | None = None, progress: bool = False, pdk: Pdk | None = None,
+              total_budget: int | None = None) -> list[SizingResult]:
+    """Size several circuits in lockstep: each round, the unfinished sizers' batches go to the pool
     in one `simulate` call. Stops when every sizer is done, or when `stop_after` of them have met the
     spec with the margin. `start_results` (the candidates' first simulations) save re-simulating them.
     With `history_dir`, sizer i keeps its history in `history_dir/size-<i>.jsonl` and resumes from it.
+
+    With `total_budget` (new simulations for all sizers together) the budget is shared the way
+    successive halving shares it: every sizer gets its initial design, then each round only the
+    better half (by best objective so far) is continued, so a hopeless candidate stops costing.
     """
     from ..simulate import simulate
     from .serial import SerialPool
@@ -303,15 +308,23 @@ def size_many(circuits: Sequence[Circuit], spec: Spec, pool=None, config: Sizing
     bar = _bar(len(sizers) * config.budget, progress)
     if bar is not None:
         bar.update(sum(s.evaluations for s in sizers))
+    spent = 0
     try:
         while True:
             met = sum(s._met_with_margin() for s in sizers)
             active = [s for s in sizers if not s.done]
             if not active or (stop_after is not None and met >= stop_after):
                 break
+            if total_budget is not None:
+                if spent >= total_budget:
+                    break
+                active = _better_half(active, config.n_initial)
             asked = [(s, s.ask()) for s in active]
+            if total_budget is not None:
+                asked = _trim(asked, total_budget - spent)
             batch = [s.space.circuit_at(x) for s, xs in asked for x in xs]
             results = simulate(batch, pool, progress=False)
+            spent += len(batch)
             k = 0
             for s, xs in asked:
                 s.tell(xs, results[k:k + len(xs)])
@@ -326,6 +339,24 @@ def size_many(circuits: Sequence[Circuit], spec: Spec, pool=None, config: Sizing
         if own_pool:
             pool.close()
     return [s.result() for s in sizers]
+
+
+def _better_half(active: list[Sizer], n_initial: int) -> list[Sizer]:
+    """Sizers still in their initial design, plus the better half of the others by best objective."""
+    fresh = [s for s in active if s.evaluations < n_initial]
+    rest = sorted((s for s in active if s.evaluations >= n_initial), key=lambda s: s.best.y)
+    return fresh + rest[:max(1, math.ceil(len(rest) / 2))] if rest else fresh
+
+
+def _trim(asked: list[tuple[Sizer, list]], room: int) -> list[tuple[Sizer, list]]:
+    """Cut the round's batches so that together they fit in `room` simulations (later sizers first)."""
+    out = []
+    for s, xs in asked:
+        take = xs[:max(0, room)]
+        room -= len(take)
+        if take:
+            out.append((s, take))
+    return out
 
 
 def size(circuit: Circuit, spec: Spec, pool=None, config: SizingConfig = SizingConfig(), seed: int = 0,
