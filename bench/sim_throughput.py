@@ -56,16 +56,33 @@ def in_process(decks: list[str]) -> tuple[float, int]:
     return time.perf_counter() - t0, sum(not r.ok for r in results)
 
 
-def pool_run(decks: list[str], workers: int | None, cache: Path) -> tuple[float, float, float, int, int]:
-    """(start-up s, map s, close s, failures, workers)."""
+def pool_map(pool: SimPool, decks: list[str]) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    results = pool.map([SimJob(d) for d in decks])
+    return time.perf_counter() - t0, sum(not r.ok for r in results)
+
+
+def compare(decks: list[str], rounds: int, workers: int | None, cache: Path) -> dict:
+    """(a), (b), (c) on the same decks. The decks are cut into `rounds` slices and the three methods
+    take turns slice by slice, so that a change in the machine's load (it may be shared) hits all
+    three alike instead of whichever happened to run at that moment."""
     t0 = time.perf_counter()
     pool = SimPool(num_workers=workers, temp_dir=cache / "ray", progress=False).start()
-    t1 = time.perf_counter()
-    results = pool.map([SimJob(d) for d in decks])
-    t2 = time.perf_counter()
+    start = time.perf_counter() - t0
+    pool.map([SimJob(d) for d in decks[:2 * pool.num_workers]])      # load each actor's ngspice
+    get_engine()
+    totals = {"a": [0.0, 0], "b": [0.0, 0], "c": [0.0, 0]}
+    size = -(-len(decks) // rounds)
+    for k in range(0, len(decks), size):
+        part = decks[k:k + size]
+        for key, fn in (("a", subprocess_per_netlist), ("b", in_process), ("c", lambda d: pool_map(pool, d))):
+            sec, fail = fn(part)
+            totals[key][0] += sec
+            totals[key][1] += fail
     n = pool.num_workers
+    t1 = time.perf_counter()
     pool.close()
-    return t1 - t0, t2 - t1, time.perf_counter() - t2, sum(not r.ok for r in results), n
+    return {"totals": totals, "ray_start_s": start, "close_s": time.perf_counter() - t1, "workers": n}
 
 
 def dataset_build(n: int, workers: int | None, cache: Path) -> float:
@@ -92,6 +109,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000, help="circuits simulated by each method")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, help="pool workers (default: one per CPU)")
+    ap.add_argument("--rounds", type=int, default=4, help="slices the three methods take turns on")
     ap.add_argument("--build-n", type=int, default=10000, help="circuits for the dataset build timing (0: skip)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args()
@@ -100,9 +118,9 @@ def main() -> None:
     out: dict = {"n": args.n, "cpus": os.cpu_count(), "load_avg_1min_at_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="ckb-") as tmp:   # short: Ray's socket paths live below it
         cache = Path(tmp)
-        sa, fa = subprocess_per_netlist(decks)
-        sb, fb = in_process(decks)
-        start, sc, close, fc, workers = pool_run(decks, args.workers, cache)
+        cmp = compare(decks, max(1, args.rounds), args.workers, cache)
+        (sa, fa), (sb, fb), (sc, fc) = (cmp["totals"][k] for k in "abc")
+        start, close, workers = cmp["ray_start_s"], cmp["close_s"], cmp["workers"]
         out.update({
             "a_ngspice_b_per_netlist": {"seconds": sa, "sims_per_s": args.n / sa, "failures": fa},
             "b_in_process_engine": {"seconds": sb, "sims_per_s": args.n / sb, "failures": fb},
@@ -119,7 +137,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(out, indent=2))
         return
-    print(f"{args.n} OCB circuits (1,101-point AC sweep), {out['cpus']} CPUs, "
+    print(f"{args.n} OCB circuits (1,101-point AC sweep) in {args.rounds} interleaved rounds, {out['cpus']} CPUs, "
           f"load average {out['load_avg_1min_at_start']:.2f} at start, {out['load_avg_1min_at_end']:.2f} at end")
     for key, label in (("a_ngspice_b_per_netlist", "(a) ngspice -b per netlist"),
                        ("b_in_process_engine", "(b) one in-process ngspice"),
