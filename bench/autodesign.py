@@ -124,8 +124,30 @@ def run(args) -> dict:
             done = {m: sum(r["success"] for r in rows[m]) for m in args.methods}
             print(f"[{k + 1}/{len(specs)}] " + "  ".join(f"{METHODS[m]} {done[m]}" for m in args.methods),
                   file=sys.stderr, flush=True)
-    return {"n_specs": len(specs), "kind": args.kind, "budget": args.budget, "n_candidates": args.n_candidates, "top_k": args.top_k,
+        flywheel_rounds = run_flywheel(args, specs[:args.flywheel], examples, pool) if args.flywheel else None
+    return {"flywheel": flywheel_rounds, "n_specs": len(specs), "kind": args.kind, "budget": args.budget, "n_candidates": args.n_candidates, "top_k": args.top_k,
             "margin": args.margin, "rows": rows, "summary": {METHODS[m]: summarise(rows[m]) for m in args.methods}}
+
+
+def run_flywheel(args, specs: list[Spec], examples, pool) -> list[dict]:
+    """One flywheel round's effect: generate on `specs` with the model (round 1), append the verified
+    circuits to a copy of the training data, fine-tune, generate on the same specs again (round 2)."""
+    import tempfile
+
+    from cktflow.dataset import Dataset, Record
+    from cktflow.flow import flywheel
+
+    with tempfile.TemporaryDirectory(prefix="cktflow-bench-") as tmp:
+        db = Path(tmp) / "data.sqlite"
+        with Dataset.open(db) as ds:
+            ds.append(Record(e.circuit, e.performance, split=e.split, provenance={"source": "bench copy"},
+                             simulator="ngspice", testbench="ocb") for e in examples)
+        t0 = time.perf_counter()
+        rounds = flywheel(specs, 2, Path(tmp) / "fly", dataset_path=db, checkpoint=args.checkpoint,
+                          n=args.n_candidates, top_k=args.top_k, budget=args.budget, want=1,
+                          finetune_epochs=args.flywheel_epochs, seed=args.seed, pool=pool, finetune_last=False)
+        print(f"flywheel: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return [{k: v for k, v in r.items() if k != "rows"} for r in rounds]
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -146,6 +168,16 @@ def print_table(out: dict) -> None:
         print(f"{name:<10} {100 * s['success_rate']:>7.1f}% {sims:>12} {wall:>14}")
 
 
+def print_flywheel(rounds: list[dict]) -> None:
+    print(f"flywheel on {rounds[0]['specs']} of the specs (the same specs both rounds; round 2 uses the model "
+          f"fine-tuned on round 1's verified circuits)")
+    for r in rounds:
+        sps = "-" if r["simulations_per_success"] is None else f"{r['simulations_per_success']:.1f}"
+        print(f"round {r['round']}: success {100 * r['success_rate']:.1f}%, simulations per success {sps}, "
+              f"appended {r['appended']}" + (f", fine-tuned {r['finetune_epochs']} epoch(s) on {r['train_circuits']} "
+                                             f"circuits" if r["finetune_epochs"] else ""))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-specs", type=int, default=100, help="target specs (from the test split)")
@@ -156,6 +188,9 @@ def main() -> None:
     ap.add_argument("--margin", type=float, default=0.01, help="sizing stop margin (normalised)")
     ap.add_argument("--methods", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
     ap.add_argument("--checkpoint", default=None, help="model checkpoint for (a) (default: the shipped one)")
+    ap.add_argument("--flywheel", type=int, default=0, metavar="N",
+                    help="also measure one flywheel round on the first N specs (0: skip)")
+    ap.add_argument("--flywheel-epochs", type=int, default=2, help="fine-tune epochs of that round")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", type=Path, help="also write every row and the summary here")
     args = ap.parse_args()
@@ -165,6 +200,8 @@ def main() -> None:
         ap.error(f"unknown method(s) {bad}; use a subset of {','.join(METHODS)}")
     out = run(args)
     print_table(out)
+    if out["flywheel"]:
+        print_flywheel(out["flywheel"])
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
 

@@ -361,10 +361,11 @@ def load_spec_list(path: str | Path) -> list[Spec]:
 def flywheel(specs: Sequence[Spec], rounds: int, out_dir: str | Path, *, dataset_path: str | Path | None = None,
              checkpoint: str | Path | None = None, n: int = 32, top_k: int = 4, budget: int = 200, want: int = 1,
              finetune_epochs: int = 3, seed: int = 0, pool=None, progress: bool = False,
-             on_round=None) -> list[dict]:
+             on_round=None, finetune_last: bool = True) -> list[dict]:
     """Rounds of: generate for every spec, append the verified circuits to the dataset, fine-tune the
     model on the grown training split. Returns one summary per round (success rate, simulations per
-    success). Resumable: finished specs and rounds are read back from out_dir instead of redone."""
+    success). Resumable: finished specs and rounds are read back from out_dir instead of redone.
+    `finetune_last=False` skips the fine-tune after the last round (when only its figures matter)."""
     from .model.data import build_tensor_data, load_examples
     from .model.finetune import finetune
     from .model.sample import default_checkpoint
@@ -403,15 +404,19 @@ def flywheel(specs: Sequence[Spec], rounds: int, out_dir: str | Path, *, dataset
             rows.append(row)
         wins = sum(x["success"] for x in rows)
         sims = sum(x["simulations"] for x in rows)
-        examples = load_examples(dataset_path)
-        train_data = build_tensor_data([e for e in examples if e.split == "train"])
-        state = finetune(ckpt, train_data, rdir / "model", epochs=finetune_epochs, seed=seed + r, progress=progress)
         summary = {"round": r, "model": str(ckpt), "specs": len(rows), "success": wins,
                    "success_rate": wins / len(rows) if rows else 0.0, "simulations": sims,
                    "simulations_per_success": sims / wins if wins else None,
-                   "appended": sum(x["appended"] for x in rows), "train_circuits": len(train_data),
-                   "finetune_epochs": state["epoch"], "next_checkpoint": str(rdir / "model" / "model.pt"),
-                   "seconds": time.perf_counter() - t0, "rows": rows}
+                   "appended": sum(x["appended"] for x in rows), "train_circuits": None,
+                   "finetune_epochs": 0, "next_checkpoint": str(ckpt), "rows": rows}
+        if finetune_last or r < rounds:
+            examples = load_examples(dataset_path)
+            train_data = build_tensor_data([e for e in examples if e.split == "train"])
+            state = finetune(ckpt, train_data, rdir / "model", epochs=finetune_epochs, seed=seed + r,
+                             progress=progress)
+            summary.update(train_circuits=len(train_data), finetune_epochs=state["epoch"],
+                           next_checkpoint=str(rdir / "model" / "model.pt"))
+        summary["seconds"] = time.perf_counter() - t0
         done_file.write_text(json.dumps(summary, indent=1))
         summaries.append(summary)
         ckpt = Path(summary["next_checkpoint"])

@@ -21,7 +21,7 @@ from .data import TensorData
 from .network import CktGen
 from .train import CHECKPOINT_NAME, _schedule, load_checkpoint, save_checkpoint, train
 
-__all__ = ["finetune", "FINETUNE_INFO"]
+__all__ = ["finetune", "run_finetune", "FINETUNE_INFO"]
 
 log = logging.getLogger(__name__)
 
@@ -67,3 +67,39 @@ def finetune(checkpoint: str | Path, data: TensorData, out_dir: str | Path, *, e
                                                      "lr": tcfg.lr, "circuits": len(data), "seed": seed}, indent=1))
     return train(cfg, data, out, tcfg, resume=True, device=device, progress=progress, test=test,
                  stop_after=stop_after)
+
+
+def run_finetune(checkpoint: str | Path | None = None, *, db=None, out_dir: str | Path | None = None,
+                 epochs: int = 3, lr_scale: float = 0.2, seed: int = 0, device: str = "auto",
+                 threads: int | None = None, ship: bool = False, progress: bool = True) -> dict:
+    """What `cktflow train --finetune` does: fine-tune `checkpoint` (default: the shipped model) on the
+    dataset's current training split (grown by the flywheel), log the test loss, optionally ship it."""
+    import shutil
+    import time
+
+    from .data import build_tensor_data, load_examples
+    from .sample import default_checkpoint
+    from .train import MODEL_NAME
+
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+    source = Path(checkpoint) if checkpoint else default_checkpoint()
+    if not source.is_file():
+        raise FileNotFoundError(f"checkpoint {source} does not exist")
+    out = Path(out_dir) if out_dir else Path("runs") / "finetune"
+    examples = load_examples(db)
+    data = build_tensor_data([e for e in examples if e.split == "train"])
+    test = build_tensor_data([e for e in examples if e.split == "test"])
+    t0 = time.perf_counter()
+    state = finetune(source, data, out, epochs=epochs, lr_scale=lr_scale, seed=seed, device=device,
+                     progress=progress, test=test)
+    if ship:
+        target = default_checkpoint()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / MODEL_NAME, target)
+    last = state["history"][-1] if state.get("history") else {}
+    return {"source": str(source), "out": str(out), "model": str(out / MODEL_NAME), "epochs": state["epoch"],
+            "train_circuits": len(data), "seconds_this_run": round(time.perf_counter() - t0, 1),
+            "final_loss": last.get("total"), "final_test_loss": last.get("test_total"), "shipped": ship}
