@@ -333,11 +333,13 @@ class SimPool:
             if running < self.timeout_s:
                 slot.last_progress = now - running
                 continue
-            chunk = next(c for _, c in slot.inflight if c.id == chunk_id)
+            chunk = next((c for _, c in slot.inflight if c.id == chunk_id), None)
+            if chunk is None:    # still on work an earlier, abandoned batch left behind
+                out += self._worker_lost(slot, queue, attempts, "a worker hung on an abandoned batch")
+                continue
             keep = dict(zip(chunk.indices, done))
-            hung = chunk.indices[k]
-            keep[hung] = SimResult(failure="timeout", seconds=running,
-                                   message=f"simulation exceeded its time limit of {self.timeout_s:g} s")
+            keep[chunk.indices[k]] = SimResult(failure="timeout", seconds=running,
+                                               message=f"simulation exceeded its time limit of {self.timeout_s:g} s")
             out += self._worker_lost(slot, queue, attempts, "a simulation hung", keep=keep)
         return out
 
