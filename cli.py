@@ -470,7 +470,7 @@ def flywheel_command(specs_path, rounds, dataset_path, checkpoint, n, top_k, bud
             click.echo(f"round {summary['round']}: {summary['success']}/{summary['specs']} specs met "
                        f"({100 * summary['success_rate']:.0f} %), "
                        f"{'-' if sps is None else f'{sps:.1f}'} simulations per success, "
-                       f"{summary['appended']} circuit(s) appended, fine-tuned on {summary['train_circuits']}")
+                       f"{summary['appended']} circuit(s) appended, fine-tuned on {summary['train_circuits']} circuits")
 
     pool = None
     if workers or ray_address:
