@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
 from spice_sim import SimResult
 
@@ -395,7 +394,9 @@ def _lean():
     The GP's matrices are tiny: two BLAS threads on a busy 2-core machine made each fit ~6x slower
     (0.78 s instead of 0.14 s), and the bound warnings are expected for short histories.
     """
+    from sklearn.exceptions import ConvergenceWarning
     from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", UserWarning)
