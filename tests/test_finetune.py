@@ -47,3 +47,18 @@ def test_interrupted_finetune_resumes_to_the_same_weights(tmp_path, data, source
     for k, v in whole["model"].items():
         assert torch.equal(v, resumed["model"][k]), k
     assert load_checkpoint(tmp_path / "part" / MODEL_NAME)["epoch"] == 2
+
+
+def test_run_finetune_uses_the_datasets_training_split(tmp_path, source):
+    from cktflow.dataset import Dataset, Record
+    from cktflow.model.finetune import run_finetune
+    examples = load_examples()
+    rows = [e for e in examples if e.split == "train"][:30] + [e for e in examples if e.split == "test"][:5]
+    db = tmp_path / "grown.sqlite"
+    with Dataset.open(db) as ds:
+        ds.append(Record(e.circuit, e.performance, split=e.split, provenance={"source": "test"},
+                         simulator="ngspice", testbench="ocb") for e in rows)
+    summary = run_finetune(source, db=db, out_dir=tmp_path / "ft", epochs=1, device="cpu", progress=False)
+    assert summary["epochs"] == 1 and summary["source"] == str(source)
+    assert summary["train_circuits"] == len(build_tensor_data([e for e in rows if e.split == "train"]))
+    assert summary["final_test_loss"] is not None
