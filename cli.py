@@ -225,6 +225,8 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
         raise InputProblem(f"{checkpoint}: no such checkpoint file")
     provenance = run_provenance(checkpoint, seed)
     if not as_json:
+        import logging
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
         click.echo(f"generating for spec '{spec.name}' with {provenance['model']} (run {provenance['run_id']})",
                    err=True)
     pool = None

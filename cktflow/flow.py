@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["InputError", "Design", "load_design", "VerifyReport", "verify_design", "Outcome", "LoopResult",
            "design_loop", "generate", "write_design_report", "run_provenance", "append_verified", "load_spec_list",
            "flywheel"]
+
+log = logging.getLogger(__name__)
 
 
 class InputError(ValueError):
@@ -212,11 +215,15 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
         ys = [score(spec, c, r, margin) for c, r in zip(unique, first)]
         order = sorted((i for i in range(len(unique)) if first[i].failure != INVALID), key=lambda i: ys[i])
         ready = [i for i in order if _met_with_margin(spec, first[i], margin)][:max(want, top_k)]
+        log.info("%d candidate(s) simulated (%d duplicate(s), %d invalid); %d meet the spec as proposed; "
+                 "best shortfall %.3g", sims, duplicates, invalid, len(ready),
+                 min((spec.shortfall(first[i].performance if first[i].ok else None) for i in order), default=float("nan")))
         sized: dict[int, SizingResult] = {}
         left = budget - sims
         if len(ready) < want and left > 0:
             chosen = [i for i in order if i not in ready][:top_k]
             if chosen:
+                log.info("sizing the best %d candidate(s) with %d simulations left", len(chosen), left)
                 cfg = replace(config, budget=left + 1)    # +1: the start point, simulated above, is in its budget
                 results = size_many([unique[i] for i in chosen], spec, pool, cfg, seed=seed,
                                     start_results=[first[i] for i in chosen], stop_after=want - len(ready),
