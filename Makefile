@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo model test test-all bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -10,6 +10,10 @@ setup:
 ## demo: the main job on the embedded defaults
 demo: setup
 	$(VENV)/bin/cktflow generate --spec examples/spec.yaml --out generated/example-opamp
+
+## model: train the shipped model by the default recipe (CPU; resumable) and install it
+model: setup
+	$(VENV)/bin/cktflow train --recipe default --out runs/default --resume --ship
 
 ## test: the default test run (fast; slow tests are marked and skipped)
 test: setup

@@ -346,6 +346,10 @@ def dataset_build(n, seed, db, ray_address, workers, timeout, as_json):
                           progress=not as_json)
     except ValueError as exc:
         raise InputProblem(str(exc)) from None
+    except ConnectionError as exc:      # ray.init could not reach --ray-address / RAY_ADDRESS
+        raise InputProblem(f"cannot join the Ray cluster: {exc}") from None
+    except RuntimeError as exc:         # the simulation workers could not start
+        raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(dumps(s.to_dict()))
     else:
@@ -427,6 +431,83 @@ def dataset_import(db, fmt, as_json, file):
         raise InputProblem(str(exc)) from None
     click.echo(dumps({"added": n, "rows": total}) if as_json else f"added {n} rows ({total} in {ds.path})")
 
+
+
+# ---- model: train and evaluate (issue 4) -----------------------------------------------------------
+
+@main.command("train")
+@click.option("--recipe", "recipe_name", default="default", show_default=True,
+              help="Training recipe: default (the shipped model), no-align, no-kl (ablations), tiny.")
+@click.option("--db", type=click.Path(dir_okay=False),
+              help="Dataset store to train on (default: the cktflow dataset, or a regenerated Bench-101 set).")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder (default runs/RECIPE).")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt after its last finished epoch.")
+@click.option("--seed", type=int, help="Training seed (default: the recipe's, 0).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where to train; auto takes CUDA when torch sees one.")
+@click.option("--epochs", type=click.IntRange(1), help="Epochs of the schedule (default: the recipe's).")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="CPU threads for torch (1 is fastest on a busy shared machine).")
+@click.option("--ship", is_flag=True, help="Install the trained weights as the package's default model.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary; no progress bar.")
+def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, ship, as_json):
+    """Train the CktGen model (and its evaluator network) on the dataset's training split.
+
+    Writes OUT/checkpoint.pt after every epoch (model, config, optimizer, epoch), so an interrupted
+    run continues with --resume; OUT/model.pt (weights only) and OUT/evaluator.pt at the end.
+    """
+    import logging
+
+    from cktflow.flow import dumps
+    from cktflow.model.train import run_recipe
+
+    if not as_json:
+        logging.basicConfig(level=logging.WARNING)
+    try:
+        summary = run_recipe(recipe_name, db=db, out_dir=out, resume=resume, seed=seed, device=device,
+                             epochs=epochs, threads=threads, ship=ship, progress=not as_json)
+    except (ValueError, FileNotFoundError) as exc:
+        raise InputProblem(str(exc)) from None
+    if as_json:
+        click.echo(dumps(summary))
+    else:
+        click.echo(f"trained {summary['recipe']} for {summary['epochs']} epochs on {summary['train_circuits']} "
+                   f"circuits in {summary['seconds_total']:.0f} s; weights in {summary['model']}"
+                   + (" (installed as the default model)" if ship else ""))
+
+
+@main.command("evaluate")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Model weights (default: the shipped model).")
+@click.option("--evaluator", "evaluator_path", type=click.Path(dir_okay=False),
+              help="Evaluator network (default: evaluator.pt beside the checkpoint; trained if missing).")
+@click.option("--db", type=click.Path(dir_okay=False), help="Dataset store whose test split is used.")
+@click.option("--rounds", type=click.IntRange(1), default=120, show_default=True, help="Protocol rounds.")
+@click.option("--sim-rounds", type=click.IntRange(0), default=10, show_default=True,
+              help="Rounds whose generated circuits are simulated in ngspice.")
+@click.option("--candidates", type=click.IntRange(1), default=8, show_default=True,
+              help="Latents decoded per condition; the model's own spec heads keep the best.")
+@click.option("--continuous-specs", type=click.IntRange(0), default=100, show_default=True,
+              help="Specs in the continuous (user) protocol; 0 skips it.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the protocol.")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="CPU threads for torch.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON; no progress bars.")
+def evaluate_command(checkpoint, evaluator_path, db, rounds, sim_rounds, candidates, continuous_specs, seed, threads,
+                     as_json):
+    """Score a model on the test split: the CktGen paper's metrics beside its published row, Spec-Acc
+    measured by ngspice, novelty, the retrieval baseline, and the continuous-spec protocol."""
+    import torch
+
+    from cktflow.flow import dumps
+    from cktflow.model.evaluate import ProtocolSettings, format_report, run_evaluation
+
+    torch.set_num_threads(threads)
+    settings = ProtocolSettings(rounds=rounds, sim_rounds=min(sim_rounds, rounds), seed=seed)
+    try:
+        report = run_evaluation(checkpoint, db=db, settings=settings, evaluator_path=evaluator_path,
+                                candidates=candidates, continuous_specs=continuous_specs, progress=not as_json)
+    except (ValueError, FileNotFoundError) as exc:
+        raise InputProblem(str(exc)) from None
+    click.echo(dumps(report) if as_json else format_report(report))
 
 @main.command("flywheel")
 @click.option("--specs", "specs_path", required=True, type=click.Path(dir_okay=False),

@@ -3,6 +3,7 @@
 import pytest
 
 torch = pytest.importorskip("torch")
+torch.set_num_threads(1)   # small models; extra threads only contend on a shared machine
 
 from cktflow.circuit import Circuit, is_valid  # noqa: E402
 from cktflow.model.sample import (Guidance, class_objective, default_checkpoint, guide, load_model,  # noqa: E402

@@ -79,7 +79,8 @@ class Decoder(nn.Module):
         used = torch.zeros(b, self.config.n_pos, dtype=torch.bool, device=dev)
         kind_mask = KIND_MASK.to(dev)
         for t in range(n):
-            h = self.states(z, x)[:, t]                                            # (B, d)
+            states = self.states(z, x)          # state t reads nodes < t; states 1..t are the edge keys
+            h = states[:, t]                                                       # (B, d)
             type_mask, _ = structure_masks(t, n, used, None)
             typ = _choose(self.type_head(h).masked_fill(~type_mask, -1e9), temperature, generator)
             _, pos_mask = structure_masks(t, n, used, typ)
@@ -92,7 +93,6 @@ class Decoder(nn.Module):
             x.values[live, t] = vals[live]
             x.vmask[live, t] = kind_mask[typ[live]]
             if t > 0:
-                states = self.states(z, x)                                         # node t-1 now read
                 keys = self.edge_k(states[:, 1 : t + 1])                           # (B, t, d)
                 logits = self.edge_head(self.edge_q(q)[:, None] + keys).squeeze(-1)   # (B, t)
                 x.adj[live, t, :t] = (logits[live] > 0).float()

@@ -32,7 +32,7 @@ from .network import CktGen
 from .sample import Guidance, generate_for_classes, propose_with_model
 
 __all__ = ["ProtocolSettings", "class_protocol", "continuous_protocol", "model_generator", "retrieval_generator",
-           "real_generator", "protocol_picks", "loosened_spec", "run_evaluation", "PAPER_CKTGEN_ROW"]
+           "real_generator", "protocol_picks", "loosened_spec", "run_evaluation", "format_report", "PAPER_CKTGEN_ROW"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 PAPER_CKTGEN_ROW = {"top1": 35.73, "top2": 55.93, "top3": 65.21, "spec_acc_evaluator": 47.57, "mmd": 0.385,
                     "fid": 6.092, "validity": 95.47}
 
-#: A generator for the class protocol: (classes (N, 3), round) -> (circuits or None, first try valid).
+#: A generator for the class protocol: (classes (N, 3), round) -> (circuit or None per row, share of
+#: valid decodes in the first try per row).
 ClassGenerator = Callable[[torch.Tensor, int], tuple[list[Circuit | None], list[bool]]]
 
 
@@ -53,9 +54,10 @@ class ProtocolSettings:
     diversity_pairs: int = 300
 
 
-def model_generator(model: CktGen, guidance: Guidance | None, seed: int = 0) -> ClassGenerator:
+def model_generator(model: CktGen, guidance: Guidance | None, seed: int = 0, candidates: int = 1) -> ClassGenerator:
     def gen(classes: torch.Tensor, round_: int):
-        return generate_for_classes(model, classes, guidance=guidance, seed=seed * 100_000 + round_)
+        return generate_for_classes(model, classes, guidance=guidance, seed=seed * 100_000 + round_,
+                                    candidates=candidates)
     return gen
 
 
@@ -71,7 +73,7 @@ def retrieval_generator(train: TensorData, seed: int = 0) -> ClassGenerator:
         for t in map(tuple, classes.tolist()):
             members = by_triple.get(t)
             out.append(train.circuits[members[rng.randint(len(members))]] if members else None)
-        return out, [c is not None for c in out]
+        return out, [float(c is not None) for c in out]
     return gen
 
 
@@ -79,7 +81,7 @@ def real_generator(test: TensorData, picks: list[list[int]]) -> ClassGenerator:
     """The real test circuits that supplied the conditions: the evaluator's reference row."""
     def gen(classes: torch.Tensor, round_: int):
         circuits = [test.circuits[i] for i in picks[round_]]
-        return circuits, [True] * len(circuits)
+        return circuits, [1.0] * len(circuits)
     return gen
 
 
@@ -176,22 +178,27 @@ def class_protocol(generator: ClassGenerator, evaluator: Evaluator, train: Tenso
         "validity": 100 * float(np.mean(firsts)),
     }
     if settings.sim_rounds > 0 and simulate_fn is not None:
-        out.update(_simulated(sim_circuits, sim_targets, train_hashes, simulate_fn))
+        train_topologies = {c.topology_hash() for c in train.circuits}
+        out.update(_simulated(sim_circuits, sim_targets, train_hashes, train_topologies, simulate_fn))
     return out
 
 
-def _simulated(circuits: list[Circuit | None], targets: list[tuple], train_hashes: set[str], simulate_fn) -> dict:
-    """ngspice Spec-Acc, novelty and novel-and-meets-spec over the simulated rounds."""
+def _simulated(circuits: list[Circuit | None], targets: list[tuple], train_hashes: set[str],
+               train_topologies: set[str], simulate_fn) -> dict:
+    """ngspice Spec-Acc, novelty (as a design, and as a topology) and novel-and-meets-spec."""
     present = [i for i, c in enumerate(circuits) if c is not None]
     results = simulate_fn([circuits[i] for i in present])
     meets = np.zeros(len(circuits), dtype=bool)
     novel = np.zeros(len(circuits), dtype=bool)
+    new_topology = np.zeros(len(circuits), dtype=bool)
     for i, res in zip(present, results):
         cls = spec_classes(res.performance) if res.ok else None
         meets[i] = cls is not None and tuple(cls) == tuple(targets[i])
         novel[i] = circuits[i].canonical_hash() not in train_hashes
+        new_topology[i] = circuits[i].topology_hash() not in train_topologies
     n = max(1, len(circuits))
     return {"simulated": len(present), "spec_acc_ngspice": 100 * meets.sum() / n, "novelty": 100 * novel.sum() / n,
+            "novel_topology": 100 * new_topology.sum() / n,
             "novel_and_meets": 100 * (meets & novel).sum() / n,
             "distinct": 100 * len({circuits[i].canonical_hash() for i in present}) / n}
 
@@ -244,25 +251,35 @@ def continuous_protocol(model: CktGen, test_perfs: Sequence, train_hashes: set[s
 
 
 def run_evaluation(checkpoint=None, *, db=None, settings: ProtocolSettings = ProtocolSettings(),
-                   evaluator_path=None, guidance_modes: Sequence[bool] = (True, False), baselines: bool = True,
-                   continuous_specs: int = 100, progress: bool = False) -> dict:
-    """Everything `cktflow evaluate` prints: the class protocol with and without guidance, the
-    retrieval baseline and the real test circuits as references, and the continuous protocol."""
+                   evaluator_path=None, candidates: int = 8, baselines: bool = True, continuous_specs: int = 100,
+                   progress: bool = False) -> dict:
+    """Everything `cktflow evaluate` prints: the class protocol guided and best of `candidates`,
+    guided, and without guidance; the retrieval baseline and the real test circuits as references;
+    the continuous protocol with and without guidance."""
     from pathlib import Path
 
     from ..simulate import simulate
     from .data import build_tensor_data, load_examples
     from .evaluator import load_evaluator, train_evaluator
     from .sample import default_checkpoint, load_model
+    from .train import load_checkpoint
 
+    ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
+    model = load_model(ckpt)
     examples = load_examples(db)
     train = build_tensor_data([e for e in examples if e.split == "train"])
     test_examples = [e for e in examples if e.split == "test"]
+    seen_topologies = set(load_checkpoint(ckpt).get("train_topologies", ()))
+    if seen_topologies:
+        # a dataset split other than the model's own must not put training topologies in the test set
+        kept = [e for e in test_examples if e.circuit.topology_hash() not in seen_topologies]
+        if len(kept) < len(test_examples):
+            log.warning("%d test circuits have topologies the model was trained on; left out",
+                        len(test_examples) - len(kept))
+        test_examples = kept
     test = build_tensor_data(test_examples)
     if len(test) == 0:
-        raise ValueError("the dataset has no test split")
-    ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
-    model = load_model(ckpt)
+        raise ValueError("the dataset has no test circuits the model has not been trained on")
     ev_path = Path(evaluator_path) if evaluator_path else ckpt.parent / "evaluator.pt"
     if ev_path.exists():
         evaluator = load_evaluator(ev_path)
@@ -275,10 +292,13 @@ def run_evaluation(checkpoint=None, *, db=None, settings: ProtocolSettings = Pro
 
     report: dict = {"checkpoint": str(ckpt), "train_circuits": len(train), "test_circuits": len(test),
                     "settings": settings.__dict__, "class_protocol": {}, "continuous_protocol": {}}
-    for g in guidance_modes:
-        name = "cktflow (guided)" if g else "cktflow (no guidance)"
+    variants = [(f"cktflow guided, best of {candidates}", Guidance(), candidates),
+                ("cktflow guided", Guidance(), 1), ("cktflow no guidance", None, 1)]
+    if candidates == 1:
+        variants = variants[1:]
+    for name, guidance, k in variants:
         report["class_protocol"][name] = class_protocol(
-            model_generator(model, Guidance() if g else None, settings.seed), evaluator, train, test, settings,
+            model_generator(model, guidance, settings.seed, candidates=k), evaluator, train, test, settings,
             simulate_fn=sim, progress=progress)
     if baselines:
         report["class_protocol"]["retrieval baseline"] = class_protocol(
@@ -289,9 +309,43 @@ def run_evaluation(checkpoint=None, *, db=None, settings: ProtocolSettings = Pro
             real_generator(test, picks), evaluator, train, test, settings, simulate_fn=sim, progress=progress)
     if continuous_specs > 0:
         perfs = [e.performance for e in test_examples]
-        for g in guidance_modes:
-            name = "cktflow (guided)" if g else "cktflow (no guidance)"
+        for g in (True, False):
+            name = "cktflow propose (guided)" if g else "cktflow propose (no guidance)"
             report["continuous_protocol"][name] = continuous_protocol(
                 model, perfs, set(train.hashes), n_specs=continuous_specs, guidance=g, seed=settings.seed,
                 simulate_fn=sim, progress=progress)
     return report
+
+
+def format_report(report: dict) -> str:
+    """The evaluation as text tables: the class protocol beside the paper's CktGen row, then the
+    continuous protocol."""
+    from ..report import table
+
+    def f(v, digits=2):
+        return "-" if v is None else f"{v:.{digits}f}"
+
+    head = ["method", "Top-1", "Top-2", "Top-3", "Spec-Acc (eval)", "MM-D", "FID", "Validity",
+            "Spec-Acc (ngspice)", "Novel", "Novel topology", "Novel & meets", "Div-inter", "Div-intra"]
+    p = PAPER_CKTGEN_ROW
+    rows = [["CktGen (paper, Bench-101)", f(p["top1"]), f(p["top2"]), f(p["top3"]), f(p["spec_acc_evaluator"]),
+             f(p["mmd"], 3), f(p["fid"], 3), f(p["validity"]), "-", "-", "-", "-", "-", "-"]]
+    for name, r in report["class_protocol"].items():
+        rows.append([name, f(r["top1"]), f(r["top2"]), f(r["top3"]), f(r["spec_acc_evaluator"]), f(r["mmd"], 3),
+                     f(r["fid"], 3), f(r["validity"]), f(r.get("spec_acc_ngspice")), f(r.get("novelty")),
+                     f(r.get("novel_topology")), f(r.get("novel_and_meets")), f(r["diversity_inter"], 3),
+                     f(r["diversity_intra"], 3)])
+    s = report.get("settings", {})
+    lines = [f"Class protocol ({s.get('rounds')} rounds, ngspice on the first {s.get('sim_rounds')}; "
+             f"{report.get('test_circuits')} test circuits, {report.get('train_circuits')} training circuits):",
+             table(head, rows)]
+    if report.get("continuous_protocol"):
+        chead = ["method", "specs", "success@1", "success@k", "k", "novel", "novel & meets"]
+        crows = []
+        for name, r in report["continuous_protocol"].items():
+            k = r["k"]
+            crows.append([name, str(r["specs"]), f(r["success_at_1"]), f(r[f"success_at_{k}"]), str(k),
+                          f(r["novelty"]), f(r["novel_and_meets"])])
+        lines += ["", "Continuous protocol (specs from measured test circuits, loosened; ngspice decides):",
+                  table(chead, crows)]
+    return "\n".join(lines)

@@ -45,8 +45,8 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     if a.shape[0] < 2 or b.shape[0] < 2:
         raise ValueError("the Frechet distance needs at least two rows in each set")
     mu_a, mu_b = a.mean(0), b.mean(0)
-    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s_a @ s_b, disp=False)
+    s_a, s_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    covmean = linalg.sqrtm(s_a @ s_b)
     if not np.all(np.isfinite(covmean)):
         eps = np.eye(s_a.shape[0]) * 1e-6
         covmean = linalg.sqrtm((s_a + eps) @ (s_b + eps))

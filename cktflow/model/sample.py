@@ -183,26 +183,48 @@ def _spec_latents(model: CktGen, classes: torch.Tensor | None, target: VectorTar
 
 
 def generate_for_classes(model: CktGen, classes: torch.Tensor, *, guidance: Guidance | None = Guidance(),
-                         seed: int = 0, max_tries: int = 10) -> tuple[list[Circuit | None], list[bool]]:
-    """One circuit per row of classes (N, 3). Returns the circuits (invalid ones resampled up to
-    max_tries times; None if never valid) and whether each first decode was already valid."""
+                         seed: int = 0, max_tries: int = 10, candidates: int = 1
+                         ) -> tuple[list[Circuit | None], list[float]]:
+    """One circuit per row of classes (N, 3).
+
+    Each try samples `candidates` latents per row (guided unless guidance is None) and decodes them;
+    with more than one, the valid decode that the model's own class heads (on its re-encoding) find
+    most likely to have the target classes is kept. Rows left without a valid circuit try again, up
+    to max_tries times (None if never valid). Also returns, per row, the share of valid decodes in
+    the first try (the validity the paper reports).
+    """
     model.eval()
-    gen = torch.Generator(device=model_device(model)).manual_seed(seed)
-    classes = classes.to(model_device(model))
+    dev = model_device(model)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    classes = classes.to(dev)
     mu, logvar = _spec_latents(model, classes, None, len(classes))
     result: list[Circuit | None] = [None] * len(classes)
-    first_valid = [False] * len(classes)
+    first_valid = [0.0] * len(classes)
     todo = torch.arange(len(classes))
     for attempt in range(max_tries):
-        z = sample_latents(mu[todo], logvar[todo], gen)
+        rows = todo.repeat_interleave(candidates)
+        z = sample_latents(mu[rows], logvar[rows], gen)
         if guidance is not None and guidance.steps > 0:
-            z = guide(model, z, class_objective(model, classes[todo]), guidance, anchor=mu[todo])
-        circuits = decode_latents(model, z)
+            z = guide(model, z, class_objective(model, classes[rows]), guidance, anchor=mu[rows])
+        decoded = decode_latents(model, z)
+        valid = [_valid(c) for c in decoded]
+        ok = [j for j, v in enumerate(valid) if v]
+        score = torch.full((len(decoded),), math.inf)
+        if ok and candidates > 1:
+            with torch.no_grad():
+                from .data import encode_circuits
+                mu_c, _ = model.encode(encode_circuits([decoded[j] for j in ok]).to(dev))
+                score[ok] = class_objective(model, classes[rows[ok]])(mu_c).cpu()
+        elif ok:
+            score[ok] = 0.0
         left = []
-        for k, c in zip(todo.tolist(), circuits):
-            if _valid(c):
-                result[k] = c
-                first_valid[k] = attempt == 0
+        for r, k in enumerate(todo.tolist()):
+            block = range(r * candidates, (r + 1) * candidates)
+            if attempt == 0:
+                first_valid[k] = sum(valid[j] for j in block) / candidates
+            best = min(block, key=lambda j: float(score[j]))
+            if math.isfinite(float(score[best])):
+                result[k] = decoded[best]
             else:
                 left.append(k)
         if not left:

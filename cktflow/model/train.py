@@ -22,7 +22,7 @@ from .losses import loss_terms
 from .network import CktGen
 
 __all__ = ["train", "resolve_device", "save_checkpoint", "load_checkpoint", "model_from_checkpoint",
-           "CHECKPOINT_NAME", "MODEL_NAME", "export_weights"]
+           "CHECKPOINT_NAME", "MODEL_NAME", "export_weights", "run_recipe"]
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def model_from_checkpoint(state: dict, device: str | torch.device = "cpu") -> Ck
 
 def export_weights(state: dict, path: Path) -> None:
     """The weights-only file: model state and configs, no optimizer (what sampling needs)."""
-    save_checkpoint(path, {k: state[k] for k in ("config", "train_config", "model", "epoch", "summary")
+    save_checkpoint(path, {k: state[k] for k in ("config", "train_config", "model", "epoch", "train_topologies")
                            if k in state})
 
 
@@ -83,18 +83,20 @@ def _schedule(total_steps: int):
 
 
 def train(cfg: CktGenConfig, data: TensorData, out_dir: str | Path, tcfg: TrainConfig | None = None, *,
-          resume: bool = False, device: str = "auto", progress: bool = True, test: TensorData | None = None
-          ) -> dict:
+          resume: bool = False, device: str = "auto", progress: bool = True, test: TensorData | None = None,
+          stop_after: int | None = None) -> dict:
     """Train CktGen on `data`; write out_dir/checkpoint.pt every epoch and out_dir/model.pt at the end.
 
     Returns the final checkpoint state. `test`, when given, is scored after every epoch (its losses
-    are logged and kept in the history; it is never trained on).
+    are logged and kept in the history; it is never trained on). `stop_after` ends the run after
+    that many epochs of the schedule (a later resume continues it).
     """
     tcfg = tcfg or TrainConfig()
     if len(data) == 0:
         raise ValueError("no training circuits")
     out_dir = Path(out_dir)
     dev = resolve_device(device)
+    torch.manual_seed(tcfg.seed)               # the initial weights depend on the seed alone
     model = CktGen(cfg).to(dev)
     opt = model.configure_optimizer(tcfg.lr, tcfg.weight_decay, tcfg.betas)
     steps_per_epoch = math.ceil(len(data) / tcfg.batch_size)
@@ -113,12 +115,15 @@ def train(cfg: CktGenConfig, data: TensorData, out_dir: str | Path, tcfg: TrainC
     log.info("training %d parameters on %d circuits, %s, epochs %d-%d", model.num_parameters(), len(data), dev,
              start + 1, tcfg.epochs)
     x_all, cls_all, spec_all = data.x.to(dev), data.classes.to(dev), data.spec.to(dev)
+    # recorded so that an evaluation never scores the model on a topology it was trained on
+    topologies = sorted({c.topology_hash() for c in data.circuits})
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=tcfg.epochs, initial=start, desc="train", unit="epoch")
     state = None
-    for epoch in range(start, tcfg.epochs):
+    last_epoch = tcfg.epochs if stop_after is None else min(tcfg.epochs, stop_after)
+    for epoch in range(start, last_epoch):
         t0 = time.perf_counter()
         torch.manual_seed(tcfg.seed * 100_003 + epoch)
         perm = torch.randperm(len(data)).to(dev)
@@ -146,7 +151,7 @@ def train(cfg: CktGenConfig, data: TensorData, out_dir: str | Path, tcfg: TrainC
         history.append(record)
         state = {"config": cfg.to_dict(), "train_config": tcfg.to_dict(), "model": model.state_dict(),
                  "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch + 1,
-                 "history": history}
+                 "history": history, "train_topologies": topologies}
         save_checkpoint(ckpt_path, state)
         log.info("epoch %d: loss %.4f%s (%.1f s)", epoch + 1, record["total"],
                  f", test {record['test_total']:.4f}" if "test_total" in record else "", record["seconds"])
@@ -178,3 +183,53 @@ def evaluate_loss(model: CktGen, data: TensorData, tcfg: TrainConfig, dev: torch
     torch.set_rng_state(rng_state)
     model.train()
     return total / max(n, 1)
+
+
+def run_recipe(recipe_name: str = "default", *, db=None, out_dir: str | Path | None = None, resume: bool = False,
+               seed: int | None = None, device: str = "auto", epochs: int | None = None, threads: int | None = None,
+               evaluator: bool = True, ship: bool = False, progress: bool = True) -> dict:
+    """What `cktflow train` does: load the dataset's train split, train a recipe (resumable), train
+    the evaluator network beside it, and optionally install the weights as the shipped model.
+
+    Returns a summary: paths, epochs, seconds, final losses.
+    """
+    import shutil
+
+    from .config import recipe
+    from .data import build_tensor_data, load_examples
+    from .evaluator import train_evaluator
+
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+    cfg, tcfg = recipe(recipe_name)
+    if seed is not None:
+        tcfg.seed = seed
+    if epochs is not None:
+        if epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {epochs}")
+        tcfg.epochs = epochs
+    out = Path(out_dir) if out_dir else Path("runs") / recipe_name
+    examples = load_examples(db)
+    data = build_tensor_data([e for e in examples if e.split == "train"])
+    test = build_tensor_data([e for e in examples if e.split == "test"])
+    t0 = time.perf_counter()
+    state = train(cfg, data, out, tcfg, resume=resume, device=device, progress=progress, test=test)
+    seconds = time.perf_counter() - t0
+    ev_path = out / "evaluator.pt"
+    if evaluator and not (resume and ev_path.exists()):
+        train_evaluator(data, ev_path, seed=tcfg.seed, device=device, progress=progress)
+    if ship:
+        from .sample import default_checkpoint
+        target = default_checkpoint()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / MODEL_NAME, target)
+        if ev_path.exists():
+            shutil.copyfile(ev_path, target.parent / "evaluator.pt")
+    last = state["history"][-1] if state.get("history") else {}
+    return {"recipe": recipe_name, "out": str(out), "checkpoint": str(out / CHECKPOINT_NAME),
+            "model": str(out / MODEL_NAME), "epochs": state["epoch"], "train_circuits": len(data),
+            "seconds_this_run": round(seconds, 1),
+            "seconds_total": round(sum(h["seconds"] for h in state.get("history", [])), 1),
+            "final_loss": last.get("total"), "final_test_loss": last.get("test_total"), "shipped": ship}
