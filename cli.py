@@ -449,8 +449,12 @@ def dataset_import(db, fmt, as_json, file):
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
               help="CPU threads for torch (1 is fastest on a busy shared machine).")
 @click.option("--ship", is_flag=True, help="Install the trained weights as the package's default model.")
+@click.option("--finetune", is_flag=True,
+              help="Continue from --checkpoint (default: the shipped model) on the dataset's current training "
+                   "split instead of training from scratch (the flywheel's step; 3 epochs unless --epochs).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="With --finetune: the model to continue from.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary; no progress bar.")
-def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, ship, as_json):
+def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, ship, finetune, checkpoint, as_json):
     """Train the CktGen model (and its evaluator network) on the dataset's training split.
 
     Writes OUT/checkpoint.pt after every epoch (model, config, optimizer, epoch), so an interrupted
@@ -463,6 +467,17 @@ def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, s
 
     if not as_json:
         logging.basicConfig(level=logging.WARNING)
+    if finetune:
+        from cktflow.model.finetune import run_finetune
+        try:
+            summary = run_finetune(checkpoint, db=db, out_dir=out, epochs=epochs or 3, seed=seed or 0, device=device,
+                                   threads=threads, ship=ship, progress=not as_json)
+        except (ValueError, FileNotFoundError) as exc:
+            raise InputProblem(str(exc)) from None
+        click.echo(dumps(summary) if as_json else
+                   f"fine-tuned {summary['source']} for {summary['epochs']} epochs on {summary['train_circuits']} "
+                   f"circuits; weights in {summary['model']}" + (" (installed as the default model)" if ship else ""))
+        return
     try:
         summary = run_recipe(recipe_name, db=db, out_dir=out, resume=resume, seed=seed, device=device,
                              epochs=epochs, threads=threads, ship=ship, progress=not as_json)

@@ -62,3 +62,24 @@ def test_run_finetune_uses_the_datasets_training_split(tmp_path, source):
     assert summary["epochs"] == 1 and summary["source"] == str(source)
     assert summary["train_circuits"] == len(build_tensor_data([e for e in rows if e.split == "train"]))
     assert summary["final_test_loss"] is not None
+
+
+def test_cli_train_finetune(tmp_path, source):
+    from click.testing import CliRunner
+
+    from cli import main
+    from cktflow.dataset import Dataset, Record
+    examples = [e for e in load_examples() if e.split == "train"][:20]
+    db = tmp_path / "d.sqlite"
+    with Dataset.open(db) as ds:
+        ds.append(Record(e.circuit, e.performance, split="train", provenance={"source": "test"},
+                         simulator="ngspice", testbench="ocb") for e in examples)
+    r = CliRunner().invoke(main, ["train", "--finetune", "--checkpoint", str(source), "--db", str(db), "--out",
+                                  str(tmp_path / "ft"), "--epochs", "1", "--device", "cpu", "--json"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output[r.output.index("{"):])
+    assert summary["epochs"] == 1 and summary["source"] == str(source)
+    assert (tmp_path / "ft" / "model.pt").is_file()
+    r = CliRunner().invoke(main, ["train", "--finetune", "--checkpoint", str(tmp_path / "nope.pt")])
+    assert r.exit_code == 2 and "does not exist" in r.output
