@@ -25,6 +25,7 @@ import collections
 import logging
 import math
 import os
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ DEFAULT_CHUNK_S = 0.1
 _MAX_CHUNK = 128
 _CHUNKS_IN_FLIGHT = 2          # per actor: the next chunk waits in the actor's queue, so no idle gap
 _POLL_S = 0.5                  # how often the driver wakes up to look for hung simulations
+_STARTUP_TIMEOUT_S = 180.0    # Ray start-up plus one ngspice load per actor, on a busy machine
 _PROBE_TIMEOUT_S = 5.0         # an actor that cannot answer "where are you" within this is treated as hung
 # Unix socket paths are limited to 107 bytes; Ray puts its sockets ~60 characters below temp_dir.
 _MAX_TEMP_DIR_CHARS = 45
@@ -144,6 +146,7 @@ class SimPool:
             log.info("using the Ray instance this process already initialised")
         elif self._address:
             log.info("joining the Ray cluster at %s", self._address)
+            _check_reachable(self._address)
             ray.init(address=self._address, log_to_driver=False, logging_level=logging.WARNING)
             self._owns_ray = True
         else:
@@ -156,7 +159,12 @@ class SimPool:
         n = self._requested_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._slots = [_Slot(self._new_actor()) for _ in range(n)]
         # wait for every engine to load, so start-up failures surface here with a clear message
-        infos = ray.get([s.actor.info.remote() for s in self._slots])
+        try:
+            infos = ray.get([s.actor.info.remote() for s in self._slots], timeout=_STARTUP_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            self.close()
+            raise RuntimeError(f"{n} simulation workers did not start within {_STARTUP_TIMEOUT_S:g} s; does the "
+                               f"Ray cluster have {n} free CPUs?") from None
         self.simulator = infos[0][1]
         return self
 
@@ -351,6 +359,19 @@ class SimPool:
                 except Exception:
                     pass
             slot.inflight.clear()
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast on a host:port nobody listens on (ray.init would keep retrying for minutes)."""
+    if "://" in address or ":" not in address:
+        return          # ray://... client addresses and "auto" are left to Ray
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except ValueError:
+        raise ValueError(f"Ray address {address!r} is not host:port") from None
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at Ray address {address}: {exc}") from None
 
 
 def _progress_bar(total: int, enabled: bool):

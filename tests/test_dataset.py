@@ -175,3 +175,16 @@ def test_cli_stats_and_export(tmp_path, labelled):
     assert res.exit_code == 0 and (tmp_path / "o.parquet").exists()
     res = runner.invoke(main, ["dataset", "stats", "--db", str(tmp_path / "missing.sqlite")])
     assert res.exit_code == 2 and "missing.sqlite" in res.output
+
+
+def test_cli_build_with_unreachable_cluster(tmp_path):
+    import socket
+
+    from cli import main
+    with socket.socket() as s:          # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = CliRunner().invoke(main, ["dataset", "build", "--n", "20", "--db", str(tmp_path / "x.sqlite"),
+                                    "--ray-address", f"127.0.0.1:{port}", "--json"])
+    assert res.exit_code == 2, res.output
+    assert f"127.0.0.1:{port}" in res.output
