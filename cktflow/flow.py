@@ -266,9 +266,13 @@ def generate(spec: Spec, n: int = 32, *, top_k: int = 4, budget: int = 200, want
 
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
+    t0 = time.perf_counter()
     candidates = propose(spec, n, checkpoint=checkpoint, guidance=guidance, seed=seed)
-    return design_loop(spec, candidates, "model", pool, budget=budget, top_k=top_k, want=want, seed=seed,
-                       config=config, progress=progress, history_dir=history_dir)
+    log.info("the model proposed %d candidate(s) in %.1f s", len(candidates), time.perf_counter() - t0)
+    result = design_loop(spec, candidates, "model", pool, budget=budget, top_k=top_k, want=want, seed=seed,
+                         config=config, progress=progress, history_dir=history_dir)
+    result.seconds = time.perf_counter() - t0      # sampling included
+    return result
 
 
 def write_design_report(result: LoopResult, out_dir: str | Path, provenance: dict | None = None) -> dict:
