@@ -16,7 +16,8 @@ back as "worker_died" so that one poisonous netlist cannot loop forever.
 Ray itself is started on demand, embedded in this process (no dashboard, its session files under
 `temp_dir` instead of /tmp/ray) and shut down on close; with `address=` or RAY_ADDRESS the pool joins
 an existing cluster instead. A pool that finds Ray already initialised by its caller uses that and
-leaves it running.
+leaves it running. The embedded Ray runs its workers at normal priority (Ray's default, nice 15,
+lets any other process on a shared machine starve the simulations).
 """
 
 from __future__ import annotations
@@ -151,6 +152,9 @@ class SimPool:
             self._owns_ray = True
         else:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            # Ray starts its workers at nice 15; on a machine shared with other work that starves
+            # the simulations (each would get a few % of a core next to normal processes).
+            os.environ.setdefault("RAY_worker_niceness", "0")
             temp = self._embedded_temp_dir()
             log.info("starting an embedded Ray (session files in %s)", temp)
             ray.init(num_cpus=self._requested_workers or os.cpu_count() or 1, include_dashboard=False,
