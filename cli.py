@@ -448,13 +448,16 @@ def dataset_import(db, fmt, as_json, file):
 @click.option("--epochs", type=click.IntRange(1), help="Epochs of the schedule (default: the recipe's).")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
               help="CPU threads for torch (1 is fastest on a busy shared machine).")
+@click.option("--evaluator/--no-evaluator", "with_evaluator", default=True, show_default=True,
+              help="Also train the evaluator network (the paper's learned judge) into OUT/evaluator.pt.")
 @click.option("--ship", is_flag=True, help="Install the trained weights as the package's default model.")
 @click.option("--finetune", is_flag=True,
               help="Continue from --checkpoint (default: the shipped model) on the dataset's current training "
                    "split instead of training from scratch (the flywheel's step; 3 epochs unless --epochs).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="With --finetune: the model to continue from.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary; no progress bar.")
-def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, ship, finetune, checkpoint, as_json):
+def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, with_evaluator, ship, finetune,
+                  checkpoint, as_json):
     """Train the CktGen model (and its evaluator network) on the dataset's training split.
 
     Writes OUT/checkpoint.pt after every epoch (model, config, optimizer, epoch), so an interrupted
@@ -480,7 +483,8 @@ def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, s
         return
     try:
         summary = run_recipe(recipe_name, db=db, out_dir=out, resume=resume, seed=seed, device=device,
-                             epochs=epochs, threads=threads, ship=ship, progress=not as_json)
+                             epochs=epochs, threads=threads, evaluator=with_evaluator, ship=ship,
+                             progress=not as_json)
     except (ValueError, FileNotFoundError) as exc:
         raise InputProblem(str(exc)) from None
     if as_json:
