@@ -8,7 +8,11 @@ and the wall time of `cktflow dataset build --n BUILD_N` from nothing, Ray start
 
     python bench/sim_throughput.py [--n 2000] [--seed 1] [--workers N] [--build-n 10000] [--json]
 
-The machine may be shared: figures are for the load at the time and are pessimistic then.
+The machine may be shared: figures are for the load at the time and are pessimistic then. With
+Linux's sched_autogroup, all processes of one session share one CPU share, so on a busy machine
+the pool's workers together get about what the single in-process engine gets: the CPU ms per
+simulation (printed for each method) and the cores the workers actually used tell the pool's own
+overhead apart from the machine's load.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from spice_sim.pool import SimPool
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def subprocess_per_netlist(decks: list[str]) -> tuple[float, int]:
-    """(seconds, failures) for `ngspice -b -r out.raw deck.cir`, one process per deck."""
+def subprocess_per_netlist(decks: list[str]) -> tuple[float, int, float]:
+    """(seconds, failures, CPU seconds of the ngspice processes) for `ngspice -b -r out.raw deck.cir`."""
     failures = 0
     with tempfile.TemporaryDirectory(prefix="ngb-") as tmp:
         Path(tmp, ".spiceinit").write_text("set num_threads=1\n")
@@ -41,25 +45,39 @@ def subprocess_per_netlist(decks: list[str]) -> tuple[float, int]:
             p = Path(tmp, f"c{k}.cir")
             p.write_text(deck)
             paths.append(p)
+        c0 = os.times()
         t0 = time.perf_counter()
         for p in paths:
             r = subprocess.run(["ngspice", "-b", "-r", "out.raw", p.name], cwd=tmp, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
             failures += r.returncode != 0
-        return time.perf_counter() - t0, failures
+        seconds = time.perf_counter() - t0
+        c1 = os.times()
+        return seconds, failures, (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
 
 
-def in_process(decks: list[str]) -> tuple[float, int]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def in_process(decks: list[str]) -> tuple[float, int, float]:
+    """(seconds, failures, CPU seconds)."""
     engine = get_engine()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     results = [run_job(engine, SimJob(d)) for d in decks]
-    return time.perf_counter() - t0, sum(not r.ok for r in results)
+    return time.perf_counter() - t0, sum(not r.ok for r in results), time.process_time() - c0
 
 
-def pool_map(pool: SimPool, decks: list[str]) -> tuple[float, int]:
+def pool_map(pool: SimPool, decks: list[str]) -> tuple[float, int, float]:
+    """(seconds, failures, CPU seconds of the workers)."""
+    pids = pool.worker_pids()
+    c0 = sum(_cpu_seconds(p) for p in pids)
     t0 = time.perf_counter()
     results = pool.map([SimJob(d) for d in decks])
-    return time.perf_counter() - t0, sum(not r.ok for r in results)
+    seconds = time.perf_counter() - t0
+    return seconds, sum(not r.ok for r in results), sum(_cpu_seconds(p) for p in pids) - c0
 
 
 def compare(decks: list[str], rounds: int, workers: int | None, cache: Path) -> dict:
@@ -71,14 +89,13 @@ def compare(decks: list[str], rounds: int, workers: int | None, cache: Path) -> 
     start = time.perf_counter() - t0
     pool.map([SimJob(d) for d in decks[:2 * pool.num_workers]])      # load each actor's ngspice
     get_engine()
-    totals = {"a": [0.0, 0], "b": [0.0, 0], "c": [0.0, 0]}
+    totals = {"a": [0.0, 0, 0.0], "b": [0.0, 0, 0.0], "c": [0.0, 0, 0.0]}
     size = -(-len(decks) // rounds)
     for k in range(0, len(decks), size):
         part = decks[k:k + size]
         for key, fn in (("a", subprocess_per_netlist), ("b", in_process), ("c", lambda d: pool_map(pool, d))):
-            sec, fail = fn(part)
-            totals[key][0] += sec
-            totals[key][1] += fail
+            for j, v in enumerate(fn(part)):
+                totals[key][j] += v
     n = pool.num_workers
     t1 = time.perf_counter()
     pool.close()
@@ -119,13 +136,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ckb-") as tmp:   # short: Ray's socket paths live below it
         cache = Path(tmp)
         cmp = compare(decks, max(1, args.rounds), args.workers, cache)
-        (sa, fa), (sb, fb), (sc, fc) = (cmp["totals"][k] for k in "abc")
+        (sa, fa, ca), (sb, fb, cb), (sc, fc, cc) = (cmp["totals"][k] for k in "abc")
         start, close, workers = cmp["ray_start_s"], cmp["close_s"], cmp["workers"]
         out.update({
-            "a_ngspice_b_per_netlist": {"seconds": sa, "sims_per_s": args.n / sa, "failures": fa},
-            "b_in_process_engine": {"seconds": sb, "sims_per_s": args.n / sb, "failures": fb},
+            "a_ngspice_b_per_netlist": {"seconds": sa, "sims_per_s": args.n / sa, "failures": fa,
+                                        "cpu_ms_per_sim": 1e3 * ca / args.n},
+            "b_in_process_engine": {"seconds": sb, "sims_per_s": args.n / sb, "failures": fb,
+                                    "cpu_ms_per_sim": 1e3 * cb / args.n},
             "c_pool": {"seconds": sc, "sims_per_s": args.n / sc, "failures": fc, "workers": workers,
-                       "ray_start_s": start, "close_s": close},
+                       "ray_start_s": start, "close_s": close, "cpu_ms_per_sim": 1e3 * cc / args.n,
+                       "cores_used": cc / sc},
             "ratio_c_over_b": sb / sc, "ratio_c_over_a": sa / sc, "ratio_b_over_a": sa / sb,
         })
         if args.build_n:
@@ -143,8 +163,10 @@ def main() -> None:
                        ("b_in_process_engine", "(b) one in-process ngspice"),
                        ("c_pool", f"(c) cktflow pool, {workers} workers")):
         d = out[key]
-        print(f"  {label:<32} {d['seconds']:8.2f} s  {d['sims_per_s']:8.1f} sims/s  failures {d['failures']}")
-    print(f"  pool Ray start-up {start:.2f} s, shut-down {close:.2f} s (not in (c))")
+        print(f"  {label:<32} {d['seconds']:8.2f} s  {d['sims_per_s']:8.1f} sims/s  "
+              f"{d['cpu_ms_per_sim']:6.2f} CPU ms/sim  failures {d['failures']}")
+    print(f"  pool Ray start-up {start:.2f} s, shut-down {close:.2f} s (not in (c)); the workers used "
+          f"{out['c_pool']['cores_used']:.2f} of {workers} cores while (c) ran")
     print(f"  ratios: (c)/(b) = {out['ratio_c_over_b']:.2f}x   (c)/(a) = {out['ratio_c_over_a']:.2f}x   "
           f"(b)/(a) = {out['ratio_b_over_a']:.2f}x")
     if args.build_n:
