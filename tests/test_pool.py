@@ -33,12 +33,14 @@ NONCONVERGENT = ("voltage loop\nV1 in 0 DC 0 AC 1\nV2 in 0 DC 1 AC 0\nR1 in out 
 
 @pytest.fixture(scope="module")
 def pool():
+    import ray
+    if ray.is_initialized():      # an earlier test left its Ray running: this pool must start its own
+        ray.shutdown()
     with tempfile.TemporaryDirectory(prefix="ckt-ray-") as tmp:
         with SimPool(num_workers=2, timeout_s=TIMEOUT_S, temp_dir=tmp, progress=False) as p:
             # the embedded Ray keeps its session files where it was told to
             assert any(name.startswith("session_") for name in os.listdir(tmp))
             yield p
-        import ray
         assert not ray.is_initialized()
 
 
