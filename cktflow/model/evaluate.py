@@ -27,7 +27,7 @@ from ..circuit import Circuit
 from ..spec import Bound, Spec
 from .data import TensorData, encode_circuits, spec_classes
 from .evaluator import Evaluator
-from .metrics import diversity, frechet_distance, matching_distance, r_precision
+from .metrics import diversity, frechet_distance, matching_distance, r_precision, validity_share
 from .network import CktGen
 from .sample import Guidance, generate_for_classes, propose_with_model
 
@@ -175,7 +175,7 @@ def class_protocol(generator: ClassGenerator, evaluator: Evaluator, train: Tenso
         "fid": frechet_distance(gen_emb, real_emb) if len(gen_emb) > 1 else float("nan"),
         "diversity_inter": diversity(gen_emb, settings.diversity_pairs, settings.seed),
         "diversity_intra": float(np.mean(intra)) if intra else 0.0,
-        "validity": 100 * float(np.mean(firsts)),
+        "validity": 100 * validity_share(firsts),
     }
     if settings.sim_rounds > 0 and simulate_fn is not None:
         train_topologies = {c.topology_hash() for c in train.circuits}

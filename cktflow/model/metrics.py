@@ -1,4 +1,4 @@
-"""The paper's generation metrics, as plain functions of embeddings and circuit lists.
+"""The paper's generation metrics, as plain functions of embeddings and validity flags.
 
 Embeddings come from the separately trained evaluator (cktflow.model.evaluator); nothing here
 knows about models. Definitions follow CktGen's protocol (cktgen-model.md): R-precision ranks each
@@ -14,10 +14,7 @@ from typing import Sequence
 import numpy as np
 from scipy import linalg
 
-from ..circuit import Circuit
-
-__all__ = ["r_precision", "matching_distance", "frechet_distance", "diversity", "validity_share",
-           "novelty_share"]
+__all__ = ["r_precision", "matching_distance", "frechet_distance", "diversity", "validity_share"]
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
@@ -65,12 +62,6 @@ def diversity(emb: np.ndarray, n_pairs: int = 100, seed: int = 0) -> float:
     return float(np.mean(np.linalg.norm(emb[i] - emb[j], axis=-1)))
 
 
-def validity_share(valid: Sequence[bool]) -> float:
+def validity_share(valid: Sequence[float]) -> float:
+    """Mean of per-item validity (booleans, or shares of valid decodes per item)."""
     return float(np.mean(list(valid))) if len(valid) else 0.0
-
-
-def novelty_share(circuits: Sequence[Circuit], known_hashes: set[str]) -> float:
-    """Share of circuits whose canonical hash is not among the known (training) hashes."""
-    if not circuits:
-        return 0.0
-    return float(np.mean([c.canonical_hash() not in known_hashes for c in circuits]))
