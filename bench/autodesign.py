@@ -121,6 +121,8 @@ def run(args) -> dict:
                 rows[m].append({"spec": spec.name, "success": bool(res.verified), "simulations": res.simulations,
                                 "seconds": time.perf_counter() - t0, "candidates": res.candidates,
                                 "closest_shortfall": None if res.verified else (res.closest.shortfall if res.closest else None)})
+            if args.json:     # after every spec, so an interrupted run still leaves its figures
+                args.json.write_text(json.dumps({"partial": True, "rows": rows}, indent=1))
             done = {m: sum(r["success"] for r in rows[m]) for m in args.methods}
             print(f"[{k + 1}/{len(specs)}] " + "  ".join(f"{METHODS[m]} {done[m]}" for m in args.methods),
                   file=sys.stderr, flush=True)
