@@ -1,7 +1,8 @@
 """Simulation throughput on the same generated circuits, three ways, side by side in one run.
 
 (a) `ngspice -b -r out.raw` as a subprocess per netlist, one at a time (the usual approach,
-    e.g. AutoCkt's), with `set num_threads=1` in a .spiceinit so OpenMP does not slow it down;
+    e.g. AutoCkt's), with `set num_threads=1` in a .spiceinit so OpenMP does not slow it down,
+    and the raw file read back and measured, as (b) and (c) measure every result;
 (b) one in-process shared ngspice (spice_sim.engine);
 (c) the cktflow Ray pool on this machine's CPUs (Ray start-up reported apart);
 and the wall time of `cktflow dataset build --n BUILD_N` from nothing, Ray start-up included.
@@ -27,12 +28,28 @@ import time
 from pathlib import Path
 
 from cktflow.circuit import OcbGenerator, testbench
-from spice_sim import SimJob
+import numpy as np
+
+from spice_sim import SimJob, measure
 from spice_sim.engine import get_engine
 from spice_sim.jobs import run_job
 from spice_sim.pool import SimPool
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def read_ac_raw(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Frequencies and complex vectors of an ngspice binary raw file holding one AC plot."""
+    data = path.read_bytes()
+    head, _, body = data.partition(b"Binary:\n")
+    lines = head.decode("latin-1").splitlines()
+    nvars = int(next(ln for ln in lines if ln.startswith("No. Variables:")).split(":")[1])
+    npoints = int(next(ln for ln in lines if ln.startswith("No. Points:")).split(":")[1])
+    start = lines.index("Variables:") + 1
+    names = [lines[start + k].split()[1].lower() for k in range(nvars)]
+    values = np.frombuffer(body, dtype=np.complex128, count=nvars * npoints).reshape(npoints, nvars)
+    vectors = {name: values[:, k] for k, name in enumerate(names)}
+    return vectors["frequency"].real, vectors
 
 
 def subprocess_per_netlist(decks: list[str]) -> tuple[float, int, float]:
@@ -50,7 +67,11 @@ def subprocess_per_netlist(decks: list[str]) -> tuple[float, int, float]:
         for p in paths:
             r = subprocess.run(["ngspice", "-b", "-r", "out.raw", p.name], cwd=tmp, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-            failures += r.returncode != 0
+            if r.returncode != 0:
+                failures += 1
+                continue
+            freq, vec = read_ac_raw(Path(tmp, "out.raw"))
+            measure(freq, vec["v(out)"] / vec["v(in)"])
         seconds = time.perf_counter() - t0
         c1 = os.times()
         return seconds, failures, (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)

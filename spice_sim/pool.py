@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 #: Target wall time of one chunk (seconds of simulation per actor call).
 DEFAULT_CHUNK_S = 0.1
 _MAX_CHUNK = 128
+_MIN_CHUNK = 4
 _CHUNKS_IN_FLIGHT = 2          # per actor: the next chunk waits in the actor's queue, so no idle gap
 _POLL_S = 0.5                  # how often the driver wakes up to look for hung simulations
 _STARTUP_TIMEOUT_S = 180.0    # Ray start-up plus one ngspice load per actor, on a busy machine
@@ -230,9 +231,8 @@ class SimPool:
             return
         self.start()
         ray = self._ray
-        size = self.chunk_size or self._auto_chunk(len(jobs))
         queue: collections.deque[_Chunk] = collections.deque(
-            self._chunk(list(range(i, min(i + size, len(jobs))))) for i in range(0, len(jobs), size))
+            self._chunk(list(range(a, b))) for a, b in self._chunk_bounds(len(jobs)))
         attempts = [0] * len(jobs)
         remaining = len(jobs)
         bar = _progress_bar(len(jobs), self.progress)
@@ -268,10 +268,19 @@ class SimPool:
             if remaining:   # the caller stopped early or an error escaped: do not leave work queued
                 self._discard_inflight()
 
-    def _auto_chunk(self, n: int) -> int:
-        # a few chunks per actor even for small batches (balance), never more than _MAX_CHUNK jobs
-        per_actor = math.ceil(n / (4 * max(1, len(self._slots))))
-        return max(1, min(_MAX_CHUNK, per_actor))
+    def _chunk_bounds(self, n: int) -> list[tuple[int, int]]:
+        """(start, stop) of each chunk. Guided sizes: each chunk takes a quarter of the remaining
+        jobs per actor (at most _MAX_CHUNK, at least _MIN_CHUNK), so chunks shrink towards the end
+        of a batch and no actor sits idle while another still holds a long queue."""
+        if self.chunk_size:
+            return [(a, min(a + self.chunk_size, n)) for a in range(0, n, self.chunk_size)]
+        actors = max(1, len(self._slots))
+        bounds, a = [], 0
+        while a < n:
+            size = max(_MIN_CHUNK, min(_MAX_CHUNK, math.ceil((n - a) / (4 * actors))))
+            bounds.append((a, min(a + size, n)))
+            a += size
+        return bounds
 
     def _chunk(self, indices: list[int]) -> _Chunk:
         self._next_chunk_id += 1
