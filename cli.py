@@ -24,6 +24,18 @@ def _spec(path):
         raise InputProblem(str(exc)) from None
 
 
+def _circuit_arg(path, purpose: str):
+    """The Circuit in a circuit JSON file; bad input or a netlist is an InputProblem."""
+    from cktflow.flow import InputError, load_design
+    try:
+        design = load_design(path)
+    except InputError as exc:
+        raise InputProblem(str(exc)) from None
+    if design.circuit is None:
+        raise InputProblem(f"{path}: {purpose} needs a circuit JSON (the cktflow IR), not a netlist")
+    return design.circuit
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cktflow")
 def main():
@@ -93,20 +105,14 @@ def export_command(fmt, out, title, no_testbench, bode, as_json, circuit):
     from pathlib import Path
 
     from cktflow.export import ExportError, export
-    from cktflow.flow import InputError, load_design
 
     if bode and fmt != "all":
         raise InputProblem("--bode goes with --format all")
     if no_testbench and fmt not in ("spice", "spectre"):
         raise InputProblem("--no-testbench applies to --format spice or spectre")
+    circuit_ir = _circuit_arg(circuit, "export")
     try:
-        design = load_design(circuit)
-    except InputError as exc:
-        raise InputProblem(str(exc)) from None
-    if design.circuit is None:
-        raise InputProblem(f"{circuit}: export needs a circuit JSON file, not a netlist")
-    try:
-        written = export(design.circuit, fmt, out, stem=Path(circuit).stem, title=title,
+        written = export(circuit_ir, fmt, out, stem=Path(circuit).stem, title=title,
                          with_testbench=not no_testbench, bode=bode)
     except ExportError as exc:
         raise InputProblem(str(exc)) from None
@@ -120,17 +126,6 @@ def export_command(fmt, out, title, no_testbench, bode, as_json, circuit):
 
 
 # ---- sizing and the closed loop (issue 5) ------------------------------------------------------
-
-def _circuit_arg(path):
-    from cktflow.flow import InputError, load_design
-    try:
-        design = load_design(path)
-    except InputError as exc:
-        raise InputProblem(str(exc)) from None
-    if design.circuit is None:
-        raise InputProblem(f"{path}: sizing needs a circuit JSON (the cktflow IR), not a netlist")
-    return design.circuit
-
 
 @main.command("size")
 @click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False),
@@ -161,7 +156,7 @@ def size_command(spec_path, budget, batch, margin, seed, history, out, workers, 
     from cktflow.sizing import SizingConfig, size
 
     spec = _spec(spec_path)
-    start = _circuit_arg(circuit)
+    start = _circuit_arg(circuit, "sizing")
     config = SizingConfig(budget=budget, batch=batch, stop_margin=margin)
     pool = None
     if workers or ray_address:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Sequence
 from spice_sim import LocalSimulator, SimJob, SimResult, check_netlist
 from spice_sim.errors import UnsafeNetlistError
 
-from .circuit import Circuit, CircuitFormatError, InvalidCircuitError, testbench, validity_problems, wrap_testbench
+from .circuit import Circuit, CircuitFormatError, testbench, validity_problems, wrap_testbench
 from .resources import pdk_dir
 from .spec import CheckRow, Spec
 
