@@ -1,4 +1,4 @@
-"""The pipelines that tie the parts together: for now, verify a circuit or netlist against a spec."""
+"""The pipelines that tie the parts together: verify, the generate loop (propose, simulate, size, verify), the flywheel."""
 
 from __future__ import annotations
 
