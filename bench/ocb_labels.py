@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from cktflow.circuit import OcbGenerator, testbench
+from cktflow.circuit.ocb_labels import PLACEHOLDER, denormalise
 from spice_sim import LocalSimulator, SimJob
 
 DEFAULT_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ocb" / "CktBench101" / "perform101.csv"
-PLACEHOLDER = (1.19531, 2.00001, 1e-05)
 
 
 def published(path: Path) -> dict[str, np.ndarray]:
@@ -30,9 +30,10 @@ def published(path: Path) -> dict[str, np.ndarray]:
             g, p, b = float(row["gain"]), float(row["pm"]), float(row["bw"])
             if all(abs(x - y) < 1e-9 for x, y in zip((g, p, b), PLACEHOLDER)):
                 continue
-            gain.append((g - 1.19531) * 100)
-            pm.append(-(p - 2.00001) * 90)
-            ugf.append((b - 1e-5) * 1e9)
+            gain_db, pm_deg, ugf_hz = denormalise(g, p, b)
+            gain.append(gain_db)
+            pm.append(pm_deg)
+            ugf.append(ugf_hz)
     return {"gain_db": np.array(gain), "ugf_hz": np.array(ugf), "ocb_pm_deg": np.array(pm)}
 
 

@@ -28,7 +28,6 @@ def verify_table(report) -> str:
 
 def sizing_table(spec, start, result) -> str:
     """A sizing run for people: outcome, measured vs target, and the device values it changed."""
-    from .circuit.ir import _eng
     perf = result.best.performance
     if result.met:
         head = f"spec '{spec.name}' met after {result.evals_to_met} simulation(s)"
@@ -40,7 +39,7 @@ def sizing_table(spec, start, result) -> str:
     for r in (spec.check(perf) if perf is not None else []):
         rows.append([r.metric, format_si(r.measured, METRIC_UNITS[r.metric]), r.target, "pass" if r.passed else "FAIL"])
     out = [head, table(["metric", "measured", "target", "result"], rows)]
-    changes = [[f"node {i} {k}", _eng(v0), _eng(v1)]
+    changes = [[f"node {i} {k}", format_si(v0, sep=""), format_si(v1, sep="")]
                for (i, k, v0), (_, _, v1) in zip(start.device_values(), result.circuit.device_values()) if v0 != v1]
     if changes:
         out += ["", table(["device", "start", "sized"], changes)]

@@ -65,8 +65,8 @@ def format_spice(value: float) -> str:
     return f"{value:.15g}"
 
 
-def format_si(value: float | None, unit: str = "", digits: int = 4) -> str:
-    """Short human-readable form, e.g. 1.5915e8 Hz -> "159.2 MHz"."""
+def format_si(value: float | None, unit: str = "", digits: int = 4, sep: str = " ") -> str:
+    """Short human-readable form, e.g. 1.5915e8 Hz -> "159.2 MHz" (sep="" gives "159.2MHz")."""
     if value is None:
         return "none"
     if value == 0 or not math.isfinite(value) or unit in ("dB", "deg"):
@@ -75,5 +75,5 @@ def format_si(value: float | None, unit: str = "", digits: int = 4) -> str:
     for scale, prefix in [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"),
                           (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f")]:
         if mag >= scale * (1 - 1e-12):
-            return f"{value / scale:.{digits}g} {prefix}{unit}".strip()
+            return f"{value / scale:.{digits}g}{sep}{prefix}{unit}".strip()
     return f"{value:.{digits}g} {unit}".strip()

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 import networkx as nx
 
+from ..units import format_si
 from .basis import DEVICE_KINDS, NUM_POSITIONS, subgraph_type
 
 __all__ = ["Node", "Circuit", "CircuitFormatError"]
@@ -230,7 +230,7 @@ class Circuit:
     def __str__(self) -> str:
         parts = []
         for i, nd in enumerate(self.nodes):
-            vals = " ".join(f"{k}={_eng(v)}" for k, v in nd.values.items())
+            vals = " ".join(f"{k}={format_si(v, sep='')}" for k, v in nd.values.items())
             parts.append(f"{i}:{nd.kind.name}@{nd.pos}" + (f"[{vals}]" if vals else ""))
         return "Circuit(" + ", ".join(parts) + "; " + " ".join(f"{s}->{d}" for s, d in self.edges) + ")"
 
@@ -239,13 +239,3 @@ def _rank(items: list) -> list[int]:
     order = sorted(set(items))
     index = {v: i for i, v in enumerate(order)}
     return [index[v] for v in items]
-
-
-def _eng(v: float) -> str:
-    if v == 0 or not math.isfinite(v):
-        return str(v)
-    exp = int(math.floor(math.log10(abs(v)) / 3) * 3)
-    prefixes = {-15: "f", -12: "p", -9: "n", -6: "u", -3: "m", 0: "", 3: "k", 6: "M", 9: "G"}
-    if exp not in prefixes:
-        return f"{v:.4g}"
-    return f"{v / 10 ** exp:.4g}{prefixes[exp]}"

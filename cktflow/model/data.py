@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..circuit import Circuit, Node, load_pdk
+from ..circuit.ocb_labels import normalise
 from ..circuit.basis import DEVICE_KINDS, NUM_POSITIONS, OUT_TYPE, subgraph_type
 from ..circuit.pdk import Pdk
 from spice_sim.measure import Performance
@@ -41,8 +42,6 @@ MAX_NODES = NUM_POSITIONS
 CLASS_SIZES = (4, 32, 6)
 #: Length of the continuous spec vector (gain, log-UGF, design PM).
 SPEC_DIM = 3
-#: Offsets of the OCB label normalisation (ocb-generator.md section 5).
-GAIN_OFFSET, PM_OFFSET, BW_OFFSET = 1.19531, 2.00001, 1e-5
 #: Scales of the continuous spec vector: dB per unit, log10(Hz) offset, degrees per unit.
 GAIN_SCALE_DB, LOG_UGF_OFFSET, PM_SCALE_DEG = 100.0, 9.0, 90.0
 
@@ -64,9 +63,7 @@ def spec_classes(perf: Performance | None) -> tuple[int, int, int] | None:
     """
     if perf is None or perf.gain_db is None or perf.ugf_hz is None or perf.ocb_pm_deg is None:
         return None
-    gain = math.floor(perf.gain_db / 100.0 + GAIN_OFFSET)
-    pm = math.floor(-perf.ocb_pm_deg / 90.0 + PM_OFFSET)
-    bw = math.floor(perf.ugf_hz / 1e9 + BW_OFFSET)
+    gain, pm, bw = (math.floor(x) for x in normalise(perf.gain_db, perf.ocb_pm_deg, perf.ugf_hz))
     if pm < 0 or gain < 0:
         return None
     return (min(gain, CLASS_SIZES[0] - 1), min(bw, CLASS_SIZES[1] - 1), min(pm, CLASS_SIZES[2] - 1))
