@@ -177,14 +177,15 @@ class LoopResult:
 
 def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None, *, budget: int = 200,
                 top_k: int = 4, want: int = 1, seed: int = 0, config: "SizingConfig | None" = None,
-                progress: bool = False, history_dir: str | Path | None = None) -> LoopResult:
+                progress: bool = False, history_dir: str | Path | None = None, waves: int = 3) -> LoopResult:
     """From candidate circuits to verified ones within `budget` ngspice runs (first simulations included).
 
     Duplicates (by canonical hash) are dropped; the candidates are simulated in one batch and ranked
     by the sizing objective (shortfall first); candidates already meeting the spec with the sizing
     margin need no sizing; otherwise the best `top_k` are sized in lockstep, each starting from its
     first simulation, sharing the remaining budget by successive halving (`size_many`), until `want`
-    circuits meet the spec. Every circuit reported as meeting the spec is re-simulated (the verification run) and only
+    circuits meet the spec; while none does, the next `top_k` join every 64 simulations, up to
+    `waves` groups. Every circuit reported as meeting the spec is re-simulated (the verification run) and only
     that run decides. Without a pool, one local ngspice process serves the whole loop.
     """
     from dataclasses import replace
@@ -192,8 +193,8 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
     from .simulate import INVALID, simulate
     from .sizing import SerialPool, SizingConfig, score, size_many
 
-    if budget < 1 or top_k < 1 or want < 1:
-        raise ValueError("budget, top_k and want must be at least 1")
+    if budget < 1 or top_k < 1 or want < 1 or waves < 1:
+        raise ValueError("budget, top_k, want and waves must be at least 1")
     config = config or SizingConfig()
     t0 = time.perf_counter()
     unique, seen = [], set()
@@ -221,13 +222,14 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
         sized: dict[int, SizingResult] = {}
         left = budget - sims
         if len(ready) < want and left > 0:
-            chosen = [i for i in order if i not in ready][:top_k]
+            chosen = [i for i in order if i not in ready][:top_k * waves]
             if chosen:
-                log.info("sizing the best %d candidate(s) with %d simulations left", len(chosen), left)
+                log.info("sizing the best %d candidate(s) (%d more in waves) with %d simulations left",
+                         min(top_k, len(chosen)), max(0, len(chosen) - top_k), left)
                 cfg = replace(config, budget=left + 1)    # +1: the start point, simulated above, is in its budget
                 results = size_many([unique[i] for i in chosen], spec, pool, cfg, seed=seed,
                                     start_results=[first[i] for i in chosen], stop_after=want - len(ready),
-                                    history_dir=history_dir, progress=progress, total_budget=left)
+                                    history_dir=history_dir, progress=progress, total_budget=left, wave=top_k)
                 for i, r in zip(chosen, results):
                     sized[i] = r
                     sims += r.evaluations - 1

@@ -153,3 +153,19 @@ def test_shared_budget_goes_to_the_better_half(miller, pool):
     assert sum(r.evaluations for r in results) == 40
     good, bad = results
     assert good.best.y < bad.best.y and good.evaluations > bad.evaluations >= 4
+
+
+def test_later_waves_join_only_while_no_sizer_meets_the_spec(miller, pool):
+    spec = parse_spec(UNREACHABLE)
+    second = miller.with_values({(4, "C"): 3e-12})
+    config = SizingConfig(budget=100, batch=4, n_initial=4)
+    starts = simulate([miller, second], pool, progress=False)
+    waiting = size_many([miller, second], spec, pool=pool, config=config, seed=4, total_budget=40, wave=1,
+                        wave_sims=16, start_results=starts)
+    assert waiting[0].evaluations >= 16 and waiting[1].evaluations >= 4       # the second wave joined
+    assert sum(r.evaluations - 1 for r in waiting) == 40                      # new simulations only
+    patient = size_many([miller, second], spec, pool=pool, config=config, seed=4, total_budget=40, wave=1,
+                        wave_sims=1000, start_results=starts)
+    assert patient[0].evaluations == 41 and patient[1].evaluations == 1       # never needed to join
+    with pytest.raises(ValueError, match="start result"):
+        size_many([miller, second], spec, pool=pool, config=config, total_budget=8, wave=1)

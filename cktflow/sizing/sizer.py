@@ -4,9 +4,13 @@ Why the loop looks like this (stack-notes.md, "Bayesian sizing cost"): one OCB s
 few milliseconds, while every GP refit plus acquisition search takes a large fraction of a second
 and grows with the history. So the optimiser, not ngspice, sets the wall time, and the loop budgets it:
 
-* The run starts from the circuit's own values (told first), then a few perturbations of them.
-* Each batch mixes `gp_share` points asked from the GP (constant-liar batch ask, acquisition
-  optimised by sampling, not L-BFGS) with perturbations of the incumbent in log space.
+* The run starts from the circuit's own values (told first), then a few coordinated perturbations
+  of them (all values of one device kind moved together: the directions that move gain and
+  frequency most in a gm/R/C network).
+* Each batch then mixes `model_share` points where local linear models of the spec's metrics
+  predict the bounds are best met (a trust-region step, cktflow.sizing.surrogate), `gp_share`
+  points asked from the GP (constant-liar batch ask, acquisition optimised by sampling, not
+  L-BFGS) and perturbations of the incumbent in log space.
 * After `gp_evals` evaluations the GP is no longer refitted (its history stays capped there) and
   the rest of the budget goes to the cheap local search, whose step size adapts to success.
 * `size_many` runs several sizers in lockstep, so one simulation batch serves all of them.
@@ -52,7 +56,9 @@ class SizingConfig:
     stop_margin: float = 0.01    # normalised margin every target must clear before the run stops
     n_initial: int = 4           # start point + perturbations of it before the GP is consulted
     gp_evals: int = 40           # evaluations the GP is fitted on; later rounds are local search only
-    gp_share: float = 0.5        # share of each batch asked from the GP while it is in use
+    gp_share: float = 0.25       # share of each batch asked from the GP while it is in use
+    model_share: float = 0.75    # share of each batch from the local metric models (0: off)
+    trust_radius: float = 0.5    # initial step bound of the metric-model steps, decades
     acq_points: int = 500        # random points the acquisition function is evaluated on per ask
     init_sigma: float = 0.3      # local-search step, decades (standard deviation per changed value)
     until_budget: bool = False   # keep optimising the secondary goal after the spec is met
@@ -61,8 +67,11 @@ class SizingConfig:
         for name in ("budget", "batch", "n_initial"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 <= self.gp_share <= 1.0:
-            raise ValueError(f"gp_share must be within 0..1, got {self.gp_share}")
+        for name in ("gp_share", "model_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be within 0..1, got {getattr(self, name)}")
+        if self.trust_radius <= 0:
+            raise ValueError(f"trust_radius must be > 0, got {self.trust_radius}")
         if self.stop_margin < 0:
             raise ValueError(f"stop_margin must be >= 0, got {self.stop_margin}")
 
@@ -119,6 +128,8 @@ class Sizer:
                               random_state=np.random.RandomState(seed))
         self._rng = np.random.default_rng([seed, 7])
         self._sigma = config.init_sigma
+        self._radius = config.trust_radius
+        self._log_bounds = np.log10(np.array(self.space.bounds, dtype=float))
         self.history: list[Evaluation] = []
         self.best: Evaluation | None = None
         self.evals_to_met: int | None = None
@@ -190,8 +201,12 @@ class Sizer:
             points.append(self.space.start())
             phases.append("start")
         while len(points) < n and self.evaluations + len(points) < self.config.n_initial:
-            points.append(self._perturb(self.space.start(), self.config.init_sigma))
+            points.append(self._initial_point(self.evaluations + len(points) - 1))
             phases.append("init")
+        if len(points) < n and self.evaluations >= self.config.n_initial and self.config.model_share > 0:
+            stepped = self._model_steps(min(n - len(points), max(1, round(n * self.config.model_share))))
+            points += stepped
+            phases += ["model"] * len(stepped)
         if len(points) < n and self.evaluations + len(points) < self.config.gp_evals:
             n_gp = min(n - len(points), max(1, round(n * self.config.gp_share)))
             if self.evaluations >= self.config.n_initial:
@@ -206,6 +221,23 @@ class Sizer:
         self._phases = collections.deque(phases)
         self.optimizer_seconds += time.perf_counter() - t0
         return points
+
+    def _model_steps(self, k: int) -> list[list[float]]:
+        """Up to k points where the local metric models predict the best objective (none when they cannot be fitted)."""
+        from .surrogate import fit_models, propose
+
+        done = [ev for ev in self.history if ev.performance is not None]
+        if self.best is None or len(done) < 2:
+            return []
+        centre = np.log10(np.array(self.best.x))
+        models = fit_models(self.spec, np.log10(np.array([ev.x for ev in done])), [ev.performance for ev in done],
+                            centre, self._radius)
+        if models is None:
+            return []
+        kinds = [kind for _, kind in self.space.keys]
+        picked = propose(models, kinds, self._log_bounds[:, 0], self._log_bounds[:, 1], self._radius, k,
+                         self.config.stop_margin, self._rng)
+        return [self.space.from_log(list(u)) for u in picked]
 
     def tell(self, xs: Sequence[Sequence[float]], results: Sequence[SimResult]) -> None:
         """Record the simulated batch; failed simulations are told with the failure penalty."""
@@ -223,6 +255,12 @@ class Sizer:
             self._append(ev)
         self._tell_optimizer([ev.x for ev in new], [ev.y for ev in new])
         improved = self.best is not None and self.best.y < before
+        if any(ev.phase == "model" for ev in new):
+            # the trust region grows while the models' steps pay off and shrinks when they do not
+            model_improved = improved and self.best.phase == "model"
+            self._radius = min(2.0, self._radius * 1.5) if model_improved else self._radius * 0.6
+            if self._radius < 0.03:
+                self._radius = self.config.trust_radius
         if any(ev.phase == "local" for ev in new):
             self._sigma = min(1.0, self._sigma * 1.5) if improved else self._sigma * 0.7
             if self._sigma < 0.01:   # collapsed around a point that does not improve: widen again
@@ -256,6 +294,19 @@ class Sizer:
         with _lean():
             self._opt.tell(xs, ys, fit=self.evaluations < self.config.gp_evals)
 
+    def _initial_point(self, j: int) -> list[float]:
+        """The j-th point of the initial design: every value of one device kind shifted together by
+        init_sigma decades (kinds in turn, then the same shifts downwards, then random steps). These
+        probe the directions that move gain and frequency most, so the metric models fitted next
+        know them from the first batch."""
+        kinds = sorted({k for _, k in self.space.keys})
+        if j >= 2 * len(kinds):
+            return self._perturb(self.space.start(), self.config.init_sigma)
+        kind, sign = kinds[j % len(kinds)], (1.0 if j < len(kinds) else -1.0)
+        u = [v + sign * self.config.init_sigma * (k == kind)
+             for v, (_, k) in zip(self.space.to_log(self.space.start()), self.space.keys)]
+        return self.space.from_log(u)
+
     def _perturb(self, centre: list[float], sigma: float) -> list[float]:
         """A random step in log10 space: each value changes with probability max(2/d, 0.3)."""
         d = self.space.dims
@@ -279,7 +330,8 @@ class Sizer:
 def size_many(circuits: Sequence[Circuit], spec: Spec, pool=None, config: SizingConfig = SizingConfig(),
               seed: int = 0, start_results: Sequence[SimResult | None] | None = None, stop_after: int | None = None,
               history_dir: str | Path | None = None, progress: bool = False, pdk: Pdk | None = None,
-              total_budget: int | None = None) -> list[SizingResult]:
+              total_budget: int | None = None, wave: int | None = None, wave_sims: int = 64
+              ) -> list[SizingResult]:
     """Size several circuits in lockstep: each round, the unfinished sizers' batches go to the pool
     in one `simulate` call. Stops when every sizer is done, or when `stop_after` of them have met the
     spec with the margin. `start_results` (the candidates' first simulations) save re-simulating them.
@@ -288,6 +340,12 @@ def size_many(circuits: Sequence[Circuit], spec: Spec, pool=None, config: Sizing
     With `total_budget` (new simulations for all sizers together) the budget is shared the way
     successive halving shares it: every sizer gets its initial design, then each round only the
     better half (by best objective so far) is continued, so a hopeless candidate stops costing.
+
+    With `wave`, only the first `wave` circuits are sized at first; whenever `wave_sims` more
+    simulations pass without any sizer meeting the spec, the next `wave` circuits join (the caller
+    passes them best first). A spec that the first candidates cannot reach then gets fresh
+    topologies instead of the rest of the budget on the same ones. A circuit that never joins comes
+    back as its start result (1 evaluation), so `wave` needs `start_results`.
     """
     from ..simulate import simulate
     from .serial import SerialPool
@@ -297,6 +355,8 @@ def size_many(circuits: Sequence[Circuit], spec: Spec, pool=None, config: Sizing
     starts = list(start_results) if start_results is not None else [None] * len(circuits)
     if len(starts) != len(circuits):
         raise ValueError(f"{len(circuits)} circuits but {len(starts)} start results")
+    if wave is not None and any(r is None for r in starts):
+        raise ValueError("sizing in waves needs every circuit's start result")
     hist = Path(history_dir) if history_dir is not None else None
     sizers = [Sizer(c, spec, config, seed=seed + i, pdk=pdk, start_result=r,
                     history_path=hist / f"size-{i}.jsonl" if hist is not None else None)
@@ -308,10 +368,14 @@ def size_many(circuits: Sequence[Circuit], spec: Spec, pool=None, config: Sizing
     if bar is not None:
         bar.update(sum(s.evaluations for s in sizers))
     spent = 0
+    joined = len(sizers) if wave is None else max(1, wave)
+    wave_start = 0
     try:
         while True:
             met = sum(s._met_with_margin() for s in sizers)
-            active = [s for s in sizers if not s.done]
+            if met == 0 and joined < len(sizers) and spent - wave_start >= wave_sims:
+                joined, wave_start = min(len(sizers), joined + max(1, wave)), spent
+            active = [s for s in sizers[:joined] if not s.done]
             if not active or (stop_after is not None and met >= stop_after):
                 break
             if total_budget is not None:
