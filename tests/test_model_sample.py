@@ -7,7 +7,7 @@ torch.set_num_threads(1)   # small models; extra threads only contend on a share
 
 from cktflow.circuit import Circuit, is_valid  # noqa: E402
 from cktflow.model.sample import (Guidance, class_objective, default_checkpoint, guide, load_model,  # noqa: E402
-                                  propose, vector_objective, vector_target)
+                                  propose, topology_round_robin, vector_objective, vector_target)
 from cktflow.spec import parse_spec  # noqa: E402
 
 SPEC = parse_spec("targets:\n  gain_db: {min: 60}\n  ugf_hz: {min: 100MHz}\n  pm_deg: {min: 60}\n")
@@ -25,6 +25,25 @@ def test_propose_returns_distinct_valid_circuits(guided):
     assert len(circuits) == 8
     assert all(isinstance(c, Circuit) and is_valid(c) for c in circuits)
     assert len({c.canonical_hash() for c in circuits}) == 8
+
+
+def test_propose_spreads_over_topologies():
+    circuits = propose(SPEC, 12, seed=3)
+    topologies = [c.topology_hash() for c in circuits]
+    # as many distinct topologies as the first picks can have: a repeat only after every one is used
+    first_repeat = next((i for i, t in enumerate(topologies) if t in topologies[:i]), len(topologies))
+    assert len(set(topologies)) == first_repeat >= 2
+
+
+def test_topology_round_robin_takes_each_topology_in_rank_order():
+    miller = Circuit.from_json(open("examples/circuits/two_stage_miller.json").read())
+    other = Circuit.from_json(open("examples/circuits/three_stage_feedforward.json").read())
+    assert other.topology_hash() != miller.topology_hash()
+    a1, a2, a3 = (miller.with_values({(4, "C"): v}) for v in (1e-12, 2e-12, 3e-12))
+    b1, b2 = other, other.with_values({k[:2]: v * 2 for k in [other.device_values()[0]] for v in [k[2]]})
+    ranked = [a1, a2, b1, a3, b2]
+    assert topology_round_robin(ranked, 3) == [a1, b1, a2]
+    assert topology_round_robin(ranked, 10) == [a1, b1, a2, b2, a3]
 
 
 def test_propose_is_seeded():

@@ -27,7 +27,7 @@ from .train import load_checkpoint, model_from_checkpoint
 
 __all__ = ["default_checkpoint", "load_model", "Guidance", "VectorTarget", "vector_target", "sample_latents",
            "guide", "decode_latents", "generate_for_classes", "generate_for_vector", "propose",
-           "propose_with_model", "predicted_shortfall"]
+           "propose_with_model", "predicted_shortfall", "topology_round_robin"]
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def propose(spec: Spec, n: int, checkpoint: str | Path | None = None, guidance: 
     Samples latents from the spec encoder, applies classifier guidance (unless guidance=False),
     decodes, rejects invalid graphs and duplicates, and keeps sampling until it holds about 3n
     candidates (or max_batches batches ran); the candidates are ranked by the spec heads' predicted
-    shortfall and the best n returned. Fewer than n come back only when the model cannot produce
+    shortfall and n returned best first, one topology at a time (`topology_round_robin`). Fewer than n come back only when the model cannot produce
     that many distinct valid circuits.
     """
     if n < 1:
@@ -278,7 +278,7 @@ def propose_with_model(model: CktGen, spec: Spec, n: int, *, guidance: bool = Tr
     for k in range(max_batches):
         size = max(batch, want - len(seen))
         for c in generate_for_vector(model, target, size, guidance=Guidance() if guidance else None,
-                                     seed=seed * 1000 + k):
+                                     seed=seed * 1000 + k, temperature=PROPOSAL_TEMPERATURES[k % 2]):
             if _valid(c):
                 seen.setdefault(c.canonical_hash(), c)
         if len(seen) >= want:
@@ -289,4 +289,25 @@ def propose_with_model(model: CktGen, spec: Spec, n: int, *, guidance: bool = Tr
         return []
     score = predicted_shortfall(model, cands, target)
     order = sorted(range(len(cands)), key=lambda i: (float(score[i]), i))
-    return [cands[i] for i in order[:n]]
+    return topology_round_robin([cands[i] for i in order], n)
+
+
+#: Latent temperatures of alternate proposal batches. At 1.0 guided latents collapse onto a few
+#: topologies (5-17 distinct in 64 decodes, measured on test specs), and the best-ranked 20 were
+#: often one topology with near-identical values; 2.0 doubles the distinct topologies.
+PROPOSAL_TEMPERATURES = (1.0, 2.0)
+
+
+def topology_round_robin(ranked: Sequence[Circuit], n: int) -> list[Circuit]:
+    """The first n of `ranked` taken one topology at a time: the best of every topology (in rank
+    order), then the second best of each, and so on. Near-copies of one circuit would spend the
+    simulation budget on one guess; distinct topologies are distinct guesses."""
+    groups: dict[str, list[Circuit]] = {}
+    for c in ranked:
+        groups.setdefault(c.topology_hash(), []).append(c)
+    out: list[Circuit] = []
+    depth = 0
+    while len(out) < n and any(len(g) > depth for g in groups.values()):
+        out += [g[depth] for g in groups.values() if len(g) > depth][:n - len(out)]
+        depth += 1
+    return out
