@@ -22,7 +22,7 @@ import torch
 
 from cktflow.model.evaluate import (PAPER_CKTGEN_ROW, ProtocolSettings, class_protocol, format_report,
                                     model_generator, run_evaluation)
-from cktflow.model.sample import CLASS_GUIDANCE
+from cktflow.model.sample import Guidance
 
 TARGETS = {"top1": 45.0, "spec_acc_evaluator": 60.0, "validity": 99.0, "spec_acc_ngspice": 47.57,
            "novel_and_meets": 25.0}
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
             name, _, path = item.partition("=")
             if not path:
                 ap.error(f"--ablation takes NAME=PATH, got {item!r}")
-            gen = model_generator(load_model(path), CLASS_GUIDANCE, args.seed, candidates=args.candidates)
+            gen = model_generator(load_model(path), Guidance(), args.seed, candidates=args.candidates)
             report["ablations"][name] = class_protocol(gen, evaluator, train, test, settings,
                                                        simulate_fn=lambda cs: simulate(cs, progress=False))
     print(format_report(report))

@@ -29,7 +29,7 @@ from .data import TensorData, encode_circuits, spec_classes
 from .evaluator import Evaluator
 from .metrics import diversity, frechet_distance, matching_distance, r_precision, validity_share
 from .network import CktGen
-from .sample import CLASS_GUIDANCE, Guidance, generate_for_classes, propose_with_model
+from .sample import Guidance, generate_for_classes, propose_with_model
 
 __all__ = ["ProtocolSettings", "class_protocol", "continuous_protocol", "model_generator", "retrieval_generator",
            "real_generator", "protocol_picks", "loosened_spec", "run_evaluation", "format_report", "PAPER_CKTGEN_ROW"]
@@ -292,9 +292,9 @@ def run_evaluation(checkpoint=None, *, db=None, settings: ProtocolSettings = Pro
 
     report: dict = {"checkpoint": str(ckpt), "train_circuits": len(train), "test_circuits": len(test),
                     "settings": settings.__dict__, "class_protocol": {}, "continuous_protocol": {}}
-    variants = [(f"cktflow guided, best of {candidates}", CLASS_GUIDANCE, candidates),
+    variants = [(f"cktflow guided, best of {candidates}", Guidance(), candidates),
                 (f"cktflow no guidance, best of {candidates}", None, candidates),
-                ("cktflow guided", CLASS_GUIDANCE, 1), ("cktflow no guidance", None, 1)]
+                ("cktflow guided", Guidance(), 1), ("cktflow no guidance", None, 1)]
     if candidates == 1:
         variants = variants[2:]
     for name, guidance, k in variants:

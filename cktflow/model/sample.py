@@ -25,7 +25,7 @@ from .data import GAIN_SCALE_DB, LOG_UGF_OFFSET, PM_SCALE_DEG, SPEC_DIM, Circuit
 from .network import CktGen
 from .train import load_checkpoint, model_from_checkpoint
 
-__all__ = ["default_checkpoint", "load_model", "Guidance", "CLASS_GUIDANCE", "VectorTarget", "vector_target", "sample_latents",
+__all__ = ["default_checkpoint", "load_model", "Guidance", "VectorTarget", "vector_target", "sample_latents",
            "guide", "decode_latents", "generate_for_classes", "generate_for_vector", "propose",
            "propose_with_model", "predicted_shortfall", "topology_round_robin"]
 
@@ -60,16 +60,6 @@ class Guidance:
     steps: int = 20
     lr: float = 0.05
     prior: float = 0.05      # pull back toward the spec posterior mean, so z stays where decodes are sane
-
-
-#: Guidance for the paper's class triples. The class objective (cross-entropy) never reaches zero,
-#: so with the continuous mode's weak pull-back z drifts off the decoder's manifold. Chosen on
-#: class triples of *training* circuits (3 rounds, one sample each, ngspice Spec-Acc / Top-1):
-#: unguided 14.4 / 64.4; lr 0.05 with prior 0.05 16.1 / 59.5 (on test triples it fell below
-#: unguided); lr 0.1 with prior 1 18.9 / 64.9; lr 0.2 lost validity. The continuous mode's hinge
-#: stops pushing once the prediction is inside the bounds, and there the default steps did better
-#: (automated-design benchmark: 96 % of 100 specs met, against 91 % with these).
-CLASS_GUIDANCE = Guidance(steps=20, lr=0.1, prior=1.0)
 
 
 @dataclass(frozen=True)
@@ -192,7 +182,7 @@ def _spec_latents(model: CktGen, classes: torch.Tensor | None, target: VectorTar
     return model.encode_vector(value, present)
 
 
-def generate_for_classes(model: CktGen, classes: torch.Tensor, *, guidance: Guidance | None = CLASS_GUIDANCE,
+def generate_for_classes(model: CktGen, classes: torch.Tensor, *, guidance: Guidance | None = Guidance(),
                          seed: int = 0, max_tries: int = 10, candidates: int = 1
                          ) -> tuple[list[Circuit | None], list[float]]:
     """One circuit per row of classes (N, 3).
