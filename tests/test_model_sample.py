@@ -40,7 +40,8 @@ def test_topology_round_robin_takes_each_topology_in_rank_order():
     other = Circuit.from_json(open("examples/circuits/three_stage_feedforward.json").read())
     assert other.topology_hash() != miller.topology_hash()
     a1, a2, a3 = (miller.with_values({(4, "C"): v}) for v in (1e-12, 2e-12, 3e-12))
-    b1, b2 = other, other.with_values({k[:2]: v * 2 for k in [other.device_values()[0]] for v in [k[2]]})
+    node, kind, value = other.device_values()[0]
+    b1, b2 = other, other.with_values({(node, kind): 2 * value})
     ranked = [a1, a2, b1, a3, b2]
     assert topology_round_robin(ranked, 3) == [a1, b1, a2]
     assert topology_round_robin(ranked, 10) == [a1, b1, a2, b2, a3]

@@ -260,8 +260,8 @@ def propose(spec: Spec, n: int, checkpoint: str | Path | None = None, guidance: 
     Samples latents from the spec encoder, applies classifier guidance (unless guidance=False),
     decodes, rejects invalid graphs and duplicates, and keeps sampling until it holds about 3n
     candidates (or max_batches batches ran); the candidates are ranked by the spec heads' predicted
-    shortfall and n returned best first, one topology at a time (`topology_round_robin`). Fewer than n come back only when the model cannot produce
-    that many distinct valid circuits.
+    shortfall and n returned best first, one topology at a time (`topology_round_robin`). Fewer
+    than n come back only when the model cannot produce that many distinct valid circuits.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")

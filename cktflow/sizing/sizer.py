@@ -223,7 +223,8 @@ class Sizer:
         return points
 
     def _model_steps(self, k: int) -> list[list[float]]:
-        """Up to k points where the local metric models predict the best objective (none when they cannot be fitted)."""
+        """Up to k points where the local metric models predict the best objective (none when the
+        models cannot be fitted yet)."""
         from .surrogate import fit_models, propose
 
         done = [ev for ev in self.history if ev.performance is not None]

@@ -71,13 +71,11 @@ def fit_models(spec: Spec, xs_log: np.ndarray, perf_rows: list, centre: np.ndarr
     bounds = spec.targets
     d = xs_log.shape[1]
     intercept, slope = np.zeros(len(bounds)), np.zeros((len(bounds), d))
-    usable = 0
     for j, b in enumerate(bounds):
         rows = [(x, metric_scale(b, p.get(b.metric))) for x, p in zip(xs_log, perf_rows) if p is not None]
         rows = [(x, y) for x, y in rows if math.isfinite(y)]
         if len(rows) < 2:
             return None
-        usable = max(usable, len(rows))
         x = np.stack([r[0] for r in rows]) - centre[None, :]
         y = np.array([r[1] for r in rows])
         w = np.exp(-0.5 * (np.linalg.norm(x, axis=1) / (2.0 * radius)) ** 2) + 1e-6
