@@ -37,7 +37,7 @@ import numpy as np
 from cktflow.circuit import Circuit, OcbGenerator
 from cktflow.flow import design_loop
 from cktflow.sizing import SerialPool, SizingConfig
-from cktflow.spec import Bound, Spec
+from cktflow.spec import SHORTFALL_SCALE, Bound, Spec
 
 ROOT = Path(__file__).resolve().parents[1]
 MILLER = ROOT / "examples" / "circuits" / "two_stage_miller.json"
@@ -66,7 +66,9 @@ def target_specs(examples, n: int, seed: int, kind: str = "window") -> list[Spec
 
 
 def _features(gain, ugf, pm) -> np.ndarray:
-    return np.array([gain / 20.0, math.log10(ugf), pm / 30.0])   # the shortfall scales of cktflow.spec
+    # in the units cktflow.spec measures a shortfall in (UGF in decades), so "nearest" means what a spec means
+    return np.array([gain / SHORTFALL_SCALE["dB"], math.log10(ugf) / SHORTFALL_SCALE["Hz"],
+                     pm / SHORTFALL_SCALE["deg"]])
 
 
 class Retrieval:

@@ -177,6 +177,12 @@ def dataset_build(n: int, workers: int | None, cache: Path) -> float:
     return seconds
 
 
+def _figures(seconds: float, failures: int, cpu_seconds: float, n: int) -> dict:
+    """The figures every method reports for its n simulations, computed one way for all."""
+    return {"seconds": seconds, "sims_per_s": n / seconds, "failures": failures,
+            "cpu_ms_per_sim": 1e3 * cpu_seconds / n}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="circuits simulated by each method")
@@ -195,15 +201,11 @@ def main() -> None:
         (sa, fa, ca), (sa2, fa2, ca2), (sb, fb, cb), (sc, fc, cc) = (cmp["totals"][k] for k in ("a", "a2", "b", "c"))
         start, close, workers = cmp["ray_start_s"], cmp["close_s"], cmp["workers"]
         out.update({
-            "a_ngspice_b_autockt_style": {"seconds": sa, "sims_per_s": args.n / sa, "failures": fa,
-                                          "cpu_ms_per_sim": 1e3 * ca / args.n},
-            "a2_ngspice_b_tuned": {"seconds": sa2, "sims_per_s": args.n / sa2, "failures": fa2,
-                                   "cpu_ms_per_sim": 1e3 * ca2 / args.n},
-            "b_in_process_engine": {"seconds": sb, "sims_per_s": args.n / sb, "failures": fb,
-                                    "cpu_ms_per_sim": 1e3 * cb / args.n},
-            "c_pool": {"seconds": sc, "sims_per_s": args.n / sc, "failures": fc, "workers": workers,
-                       "ray_start_s": start, "close_s": close, "cpu_ms_per_sim": 1e3 * cc / args.n,
-                       "cores_used": cc / sc},
+            "a_ngspice_b_autockt_style": _figures(sa, fa, ca, args.n),
+            "a2_ngspice_b_tuned": _figures(sa2, fa2, ca2, args.n),
+            "b_in_process_engine": _figures(sb, fb, cb, args.n),
+            "c_pool": {**_figures(sc, fc, cc, args.n), "workers": workers, "ray_start_s": start,
+                       "close_s": close, "cores_used": cc / sc},
             "ratio_c_over_b": sb / sc, "ratio_c_over_a": sa / sc, "ratio_b_over_a": sa / sb,
             "ratio_c_over_a2": sa2 / sc, "ratio_b_over_a2": sa2 / sb,
         })

@@ -49,31 +49,22 @@ def test_interrupted_finetune_resumes_to_the_same_weights(tmp_path, data, source
     assert load_checkpoint(tmp_path / "part" / MODEL_NAME)["epoch"] == 2
 
 
-def test_run_finetune_uses_the_datasets_training_split(tmp_path, source):
-    from cktflow.dataset import Dataset, Record
+def test_run_finetune_uses_the_datasets_training_split(tmp_path, source, example_dataset):
     from cktflow.model.finetune import run_finetune
-    examples = load_examples()
-    rows = [e for e in examples if e.split == "train"][:30] + [e for e in examples if e.split == "test"][:5]
     db = tmp_path / "grown.sqlite"
-    with Dataset.open(db) as ds:
-        ds.append(Record(e.circuit, e.performance, split=e.split, provenance={"source": "test"},
-                         simulator="ngspice", testbench="ocb") for e in rows)
+    rows = example_dataset(db, 30, 5)
     summary = run_finetune(source, db=db, out_dir=tmp_path / "ft", epochs=1, device="cpu", progress=False)
     assert summary["epochs"] == 1 and summary["source"] == str(source)
     assert summary["train_circuits"] == len(build_tensor_data([e for e in rows if e.split == "train"]))
     assert summary["final_test_loss"] is not None
 
 
-def test_cli_train_finetune(tmp_path, source):
+def test_cli_train_finetune(tmp_path, source, example_dataset):
     from click.testing import CliRunner
 
     from cli import main
-    from cktflow.dataset import Dataset, Record
-    examples = [e for e in load_examples() if e.split == "train"][:20]
     db = tmp_path / "d.sqlite"
-    with Dataset.open(db) as ds:
-        ds.append(Record(e.circuit, e.performance, split="train", provenance={"source": "test"},
-                         simulator="ngspice", testbench="ocb") for e in examples)
+    example_dataset(db, 20)
     r = CliRunner().invoke(main, ["train", "--finetune", "--checkpoint", str(source), "--db", str(db), "--out",
                                   str(tmp_path / "ft"), "--epochs", "1", "--device", "cpu", "--json"],
                            catch_exceptions=False)

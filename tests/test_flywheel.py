@@ -9,8 +9,7 @@ from click.testing import CliRunner
 pytest.importorskip("torch")
 
 from cli import main  # noqa: E402
-from cktflow.dataset import Dataset, Record  # noqa: E402
-from cktflow.model.data import load_examples  # noqa: E402
+from cktflow.dataset import Dataset  # noqa: E402
 from cktflow.model.sample import default_checkpoint  # noqa: E402
 
 SPECS = """\
@@ -23,15 +22,11 @@ SPECS = """\
 
 
 @pytest.fixture
-def small_dataset(tmp_path):
+def small_dataset(tmp_path, example_dataset):
     if not default_checkpoint().is_file():
         pytest.skip(f"the shipped checkpoint {default_checkpoint()} does not exist yet")
-    examples = load_examples()
-    rows = [e for e in examples if e.split == "train"][:40] + [e for e in examples if e.split == "test"][:10]
     path = tmp_path / "data.sqlite"
-    with Dataset.open(path) as ds:
-        ds.append(Record(e.circuit, e.performance, split=e.split, provenance={"source": "test"},
-                         simulator="ngspice", testbench="ocb") for e in rows)
+    example_dataset(path, 40, 10)
     return path
 
 

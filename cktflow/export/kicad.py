@@ -136,18 +136,7 @@ def write_schematic(sch: Schematic, dest: IO[str]) -> None:
            "  (lib_symbols"]
     out += ["    " + _lib_symbol(letter) for letter in sorted({s.element.letter for s in sch.symbols})]
     out += ["    " + _GND_SYMBOL, "  )"]
-    # junction dots where three or more wire ends / pins meet
-    ends: dict[tuple[int, int], int] = {}
-    for w in sch.wires:
-        for p in ((w.x1, w.y1), (w.x2, w.y2)):
-            ends[p] = ends.get(p, 0) + 1
-    for s in sch.symbols:
-        for p in s.pins().values():
-            if p in ends:
-                ends[p] += 1
-    for (x, y), n in sorted(ends.items()):
-        if n >= 3:
-            out.append(f"  (junction (at {at(x, y)}) (diameter 0) (color 0 0 0 0))")
+    out += [f"  (junction (at {at(x, y)}) (diameter 0) (color 0 0 0 0))" for x, y in sch.junctions()]
     for w in sch.wires:
         out.append(f"  (wire (pts (xy {at(w.x1, w.y1)}) (xy {at(w.x2, w.y2)})) {_STROKE} (uuid {uid()}))")
     for lb in sch.labels:

@@ -110,6 +110,22 @@ class Schematic:
             ys.append(p.y)
         return min(xs), min(ys), max(xs), max(ys) + 20
 
+    def junctions(self) -> list[tuple[int, int]]:
+        """Points (sorted) where three or more wire ends and pins meet: where a schematic draws a dot.
+
+        A pin counts only where a wire ends on it, so a pin touching nothing makes no dot. One
+        definition for every renderer, so the KiCad and SVG drawings dot the same points.
+        """
+        ends: dict[tuple[int, int], int] = {}
+        for w in self.wires:
+            for p in ((w.x1, w.y1), (w.x2, w.y2)):
+                ends[p] = ends.get(p, 0) + 1
+        for s in self.symbols:
+            for p in s.pins().values():
+                if p in ends:
+                    ends[p] += 1
+        return sorted(p for p, n in ends.items() if n >= 3)
+
 
 class _Group:
     """A node's symbols in local coordinates (origin at the group's left, y = 0 on the gm row)."""

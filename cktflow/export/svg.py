@@ -64,17 +64,10 @@ def write_schematic(sch: Schematic, dest: IO[str]) -> None:
            f'<rect x="{xmin}" y="{ymin}" width="{w}" height="{h}" fill="white"/>',
            f'<text class="title" x="{xmin + 10}" y="{ymin + 20}">{escape(sch.title)}</text>',
            '<g id="wires">']
-    ends: dict[tuple[int, int], int] = {}
     for wire in sch.wires:
         out.append(f'<line class="wire" x1="{wire.x1}" y1="{wire.y1}" x2="{wire.x2}" y2="{wire.y2}">'
                    f"<title>net {escape(wire.net)}</title></line>")
-        for p in ((wire.x1, wire.y1), (wire.x2, wire.y2)):
-            ends[p] = ends.get(p, 0) + 1
-    for s in sch.symbols:
-        for p in s.pins().values():
-            if p in ends:
-                ends[p] += 1
-    out += [f'<circle class="dot" cx="{x}" cy="{y}" r="3.5"/>' for (x, y), n in sorted(ends.items()) if n >= 3]
+    out += [f'<circle class="dot" cx="{x}" cy="{y}" r="3.5"/>' for x, y in sch.junctions()]
     out.append("</g>")
     for s in sch.symbols:
         e = s.element

@@ -47,11 +47,8 @@ def write_schematic(sch: Schematic, dest: IO[str]) -> None:
         out.append(f"N {w.x1} {w.y1} {w.x2} {w.y2} {{lab={net}}}")
     for s in sch.symbols:
         e = s.element
-        if e.value is None:
-            value = e.spec
-            attrs = f"name={e.name} value={_quote(value)}"
-        else:
-            attrs = f"name={e.name} value={_quote(format_spice(e.value))}"
+        value = e.spec if e.value is None else format_spice(e.value)
+        attrs = f"name={e.name} value={_quote(value)}"
         out.append(f"C {{{SYMBOLS[e.letter]}}} {s.x} {s.y} 0 {int(s.flip)} {{{attrs}}}")
     for k, g in enumerate(sch.grounds, start=1):
         out.append(f"C {{devices/gnd.sym}} {g.x} {g.y} 0 0 {{name=lg{k} lab={GROUND_LABEL}}}")
