@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from ..circuit.basis import NUM_TYPES
 from .data import CLASS_SIZES, MAX_NODES, SPEC_DIM
 
 __all__ = ["CktGenConfig", "LossWeights", "TrainConfig", "RECIPES", "recipe"]
@@ -15,7 +16,7 @@ __all__ = ["CktGenConfig", "LossWeights", "TrainConfig", "RECIPES", "recipe"]
 
 @dataclass
 class CktGenConfig:
-    n_types: int = 26                 # subgraph types (cktflow.circuit.basis)
+    n_types: int = NUM_TYPES          # subgraph types (cktflow.circuit.basis)
     n_pos: int = MAX_NODES            # positions 0-7
     max_nodes: int = MAX_NODES        # longest node sequence
     n_kinds: int = 3                  # device kinds R, C, gm

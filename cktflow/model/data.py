@@ -26,7 +26,7 @@ import torch
 
 from ..circuit import Circuit, Node, load_pdk
 from ..circuit.ocb_labels import normalise
-from ..circuit.basis import DEVICE_KINDS, NUM_POSITIONS, OUT_TYPE, subgraph_type
+from ..circuit.basis import DEVICE_KINDS, NUM_POSITIONS, NUM_TYPES, OUT_TYPE, subgraph_type
 from ..circuit.pdk import Pdk
 from spice_sim.measure import Performance
 
@@ -109,8 +109,8 @@ class CircuitTensors:
         return self.types.shape[0]
 
 
-#: Which device kinds each type has, as a (26, K) bool table.
-KIND_MASK = torch.tensor([[k in subgraph_type(t).devices for k in DEVICE_KINDS] for t in range(26)])
+#: Which device kinds each type has, as a (NUM_TYPES, K) bool table.
+KIND_MASK = torch.tensor([[k in subgraph_type(t).devices for k in DEVICE_KINDS] for t in range(NUM_TYPES)])
 
 
 def encode_circuits(circuits: Sequence[Circuit], pdk: Pdk | None = None) -> CircuitTensors:
@@ -156,9 +156,8 @@ def decode_circuit(types: Sequence[int], pos: Sequence[int], values: np.ndarray,
     outs = [i for i in range(n) if nodes[i].type == OUT_TYPE]
     if outs:
         o = outs[-1]
-        for i in range(n):
-            if i != o and not any(s == i for s, _ in edges) and i < o:
-                edges.add((i, o))
+        sources = {s for s, _ in edges}
+        edges |= {(i, o) for i in range(o) if i not in sources}
     return Circuit(tuple(nodes), tuple(sorted(edges)))
 
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..circuit.basis import IN_TYPE, OUT_TYPE, POS_IN, POS_OUT
+from ..circuit.basis import IN_TYPE, NUM_TYPES, OUT_TYPE, POS_IN, POS_OUT
 from .config import CktGenConfig
 from .data import KIND_MASK, CircuitTensors
 from .encoder import NodeEmbedding, transformer
@@ -111,10 +111,9 @@ def structure_masks(t: int, n: int, used: torch.Tensor, types: torch.Tensor | No
     The sequence starts with In and ends with Out (forced at the last step); In/Out sit at
     positions 0/1 and every other type elsewhere; no position is used twice.
     """
-    b, n_pos = used.shape
-    n_types = 26
+    b = used.shape[0]
     dev = used.device
-    tmask = torch.ones(b, n_types, dtype=torch.bool, device=dev)
+    tmask = torch.ones(b, NUM_TYPES, dtype=torch.bool, device=dev)
     if t == 0:
         tmask[:] = False
         tmask[:, IN_TYPE] = True

@@ -18,18 +18,22 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from ..circuit import Circuit
+from ..report import table
+from ..simulate import simulate
 from ..spec import Bound, Spec
-from .data import TensorData, encode_circuits, spec_classes
-from .evaluator import Evaluator
+from .data import TensorData, build_tensor_data, encode_circuits, load_examples, spec_classes
+from .evaluator import Evaluator, load_evaluator, train_evaluator
 from .metrics import diversity, frechet_distance, matching_distance, r_precision, validity_share
 from .network import CktGen
-from .sample import Guidance, generate_for_classes, propose_with_model
+from .sample import Guidance, default_checkpoint, generate_for_classes, propose_with_model
+from .train import load_checkpoint, model_from_checkpoint
 
 __all__ = ["ProtocolSettings", "class_protocol", "continuous_protocol", "model_generator", "retrieval_generator",
            "real_generator", "protocol_picks", "loosened_spec", "run_evaluation", "format_report", "PAPER_CKTGEN_ROW"]
@@ -42,7 +46,7 @@ PAPER_CKTGEN_ROW = {"top1": 35.73, "top2": 55.93, "top3": 65.21, "spec_acc_evalu
 
 #: A generator for the class protocol: (classes (N, 3), round) -> (circuit or None per row, share of
 #: valid decodes in the first try per row).
-ClassGenerator = Callable[[torch.Tensor, int], tuple[list[Circuit | None], list[bool]]]
+ClassGenerator = Callable[[torch.Tensor, int], tuple[list[Circuit | None], list[float]]]
 
 
 @dataclass(frozen=True)
@@ -256,20 +260,13 @@ def run_evaluation(checkpoint=None, *, db=None, settings: ProtocolSettings = Pro
     """Everything `cktflow evaluate` prints: the class protocol guided and best of `candidates`,
     guided, and without guidance; the retrieval baseline and the real test circuits as references;
     the continuous protocol with and without guidance."""
-    from pathlib import Path
-
-    from ..simulate import simulate
-    from .data import build_tensor_data, load_examples
-    from .evaluator import load_evaluator, train_evaluator
-    from .sample import default_checkpoint, load_model
-    from .train import load_checkpoint
-
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
-    model = load_model(ckpt)
+    state = load_checkpoint(ckpt)          # read once: the model and its training topologies
+    model = model_from_checkpoint(state)
     examples = load_examples(db)
     train = build_tensor_data([e for e in examples if e.split == "train"])
     test_examples = [e for e in examples if e.split == "test"]
-    seen_topologies = set(load_checkpoint(ckpt).get("train_topologies", ()))
+    seen_topologies = set(state.get("train_topologies", ()))
     if seen_topologies:
         # a dataset split other than the model's own must not put training topologies in the test set
         kept = [e for e in test_examples if e.circuit.topology_hash() not in seen_topologies]
@@ -321,8 +318,6 @@ def run_evaluation(checkpoint=None, *, db=None, settings: ProtocolSettings = Pro
 def format_report(report: dict) -> str:
     """The evaluation as text tables: the class protocol beside the paper's CktGen row, then the
     continuous protocol."""
-    from ..report import table
-
     def f(v, digits=2):
         return "-" if v is None else f"{v:.{digits}f}"
 

@@ -20,6 +20,7 @@ from .config import CktGenConfig
 from .data import CircuitTensors, TensorData
 from .encoder import CircuitEncoder, SpecEncoder
 from .losses import masked_info_nce
+from .network import mlp_head
 from .train import load_checkpoint, resolve_device, save_checkpoint
 
 __all__ = ["Evaluator", "train_evaluator", "load_evaluator", "EVALUATOR_CONFIG"]
@@ -38,8 +39,7 @@ class Evaluator(nn.Module):
         self.circuits = CircuitEncoder(config)
         self.specs = SpecEncoder(config)
         d = config.d_latent
-        self.classify = nn.ModuleList(nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, n))
-                                      for n in config.class_sizes)
+        self.classify = nn.ModuleList(mlp_head(d, d, n) for n in config.class_sizes)
 
     def embed_circuits(self, x: CircuitTensors) -> torch.Tensor:
         return self.circuits(x)[0]

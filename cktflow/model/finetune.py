@@ -12,14 +12,17 @@ import hashlib
 import json
 import logging
 import math
+import shutil
+import time
 from pathlib import Path
 
 import torch
 
 from .config import CktGenConfig, TrainConfig
-from .data import TensorData
+from .data import TensorData, build_tensor_data, load_examples
 from .network import CktGen
-from .train import CHECKPOINT_NAME, _schedule, load_checkpoint, save_checkpoint, train
+from .sample import default_checkpoint
+from .train import CHECKPOINT_NAME, MODEL_NAME, _schedule, load_checkpoint, save_checkpoint, train
 
 __all__ = ["finetune", "run_finetune", "FINETUNE_INFO"]
 
@@ -74,13 +77,6 @@ def run_finetune(checkpoint: str | Path | None = None, *, db=None, out_dir: str 
                  threads: int | None = None, ship: bool = False, progress: bool = True) -> dict:
     """What `cktflow train --finetune` does: fine-tune `checkpoint` (default: the shipped model) on the
     dataset's current training split (grown by the flywheel), log the test loss, optionally ship it."""
-    import shutil
-    import time
-
-    from .data import build_tensor_data, load_examples
-    from .sample import default_checkpoint
-    from .train import MODEL_NAME
-
     if threads is not None:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")

@@ -10,7 +10,15 @@ from .data import CircuitTensors
 from .decoder import Decoder
 from .encoder import CircuitEncoder, SpecEncoder
 
-__all__ = ["CktGen", "SpecHeads"]
+__all__ = ["CktGen", "SpecHeads", "mlp_head"]
+
+
+def mlp_head(d_in: int, hidden: int, out: int) -> nn.Sequential:
+    """Linear-GELU-Linear: the prediction head of the generator's and the evaluator's latents.
+
+    Checkpoints name its weights by the Sequential's indices (".0." and ".2."), so the layout must
+    stay as it is for the shipped weights to load."""
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, out))
 
 
 class SpecHeads(nn.Module):
@@ -20,12 +28,8 @@ class SpecHeads(nn.Module):
     def __init__(self, config: CktGenConfig):
         super().__init__()
         d = config.d_latent
-
-        def mlp(out: int) -> nn.Module:
-            return nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, out))
-
-        self.classes = nn.ModuleList(mlp(n) for n in config.class_sizes)
-        self.vector = mlp(config.spec_dim)
+        self.classes = nn.ModuleList(mlp_head(d, 2 * d, n) for n in config.class_sizes)
+        self.vector = mlp_head(d, 2 * d, config.spec_dim)
 
     def forward(self, z: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         return [head(z) for head in self.classes], self.vector(z)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
 import torch
 
-from .config import CktGenConfig, TrainConfig
-from .data import TensorData
+from .config import CktGenConfig, TrainConfig, recipe
+from .data import TensorData, build_tensor_data, load_examples
 from .losses import loss_terms
 from .network import CktGen
 
@@ -193,11 +194,7 @@ def run_recipe(recipe_name: str = "default", *, db=None, out_dir: str | Path | N
 
     Returns a summary: paths, epochs, seconds, final losses.
     """
-    import shutil
-
-    from .config import recipe
-    from .data import build_tensor_data, load_examples
-    from .evaluator import train_evaluator
+    from .evaluator import train_evaluator      # imports this module: a top-level import would be circular
 
     if threads is not None:
         if threads < 1:
