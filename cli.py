@@ -6,6 +6,7 @@ torch and ray are imported only inside the commands that need them, so `cktflow 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -34,6 +35,37 @@ def _circuit_arg(path, purpose: str):
     if design.circuit is None:
         raise InputProblem(f"{path}: {purpose} needs a circuit JSON (the cktflow IR), not a netlist")
     return design.circuit
+
+
+def _checkpoint_arg(checkpoint):
+    """A --checkpoint the user named must exist (None: the shipped model)."""
+    from pathlib import Path
+    if checkpoint and not Path(checkpoint).is_file():
+        raise InputProblem(f"{checkpoint}: no such checkpoint file")
+
+
+def _pool_options(command):
+    """--workers/--ray-address of the commands that can simulate on a Ray pool (see `_sim_pool`)."""
+    command = click.option("--ray-address", help="Simulate on this Ray cluster (or set RAY_ADDRESS).")(command)
+    return click.option("--workers", type=click.IntRange(1),
+                        help="Simulate on a local Ray pool of this many workers.")(command)
+
+
+@contextlib.contextmanager
+def _sim_pool(workers, ray_address, progress: bool):
+    """The Ray pool --workers/--ray-address ask for, closed afterwards; None (simulate locally) without them.
+
+    The pool starts Ray on its first map, as before; SimPool's own `with` would start it at once.
+    """
+    if not (workers or ray_address):
+        yield None
+        return
+    from cktflow.simulate import open_pool
+    pool = open_pool(ray_address=ray_address, num_workers=workers, progress=progress)
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -141,8 +173,7 @@ def export_command(fmt, out, title, no_testbench, bode, as_json, circuit):
 @click.option("--history", type=click.Path(dir_okay=False),
               help="JSON-lines file of every simulated point; an existing one is resumed.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the sized circuit JSON here.")
-@click.option("--workers", type=click.IntRange(1), help="Simulate on a local Ray pool of this many workers.")
-@click.option("--ray-address", help="Simulate on this Ray cluster (or set RAY_ADDRESS).")
+@_pool_options
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
 @click.argument("circuit", type=click.Path(dir_okay=False))
 def size_command(spec_path, budget, batch, margin, seed, history, out, workers, ray_address, as_json, circuit):
@@ -158,17 +189,12 @@ def size_command(spec_path, budget, batch, margin, seed, history, out, workers, 
     spec = _spec(spec_path)
     start = _circuit_arg(circuit, "sizing")
     config = SizingConfig(budget=budget, batch=batch, stop_margin=margin)
-    pool = None
-    if workers or ray_address:
-        from cktflow.simulate import open_pool
-        pool = open_pool(ray_address=ray_address, num_workers=workers, progress=False)
-    try:
-        result = size(start, spec, pool=pool, config=config, seed=seed, history_path=history, progress=not as_json)
-    except ValueError as exc:
-        raise InputProblem(str(exc)) from None
-    finally:
-        if pool is not None:
-            pool.close()
+    with _sim_pool(workers, ray_address, progress=False) as pool:
+        try:
+            result = size(start, spec, pool=pool, config=config, seed=seed, history_path=history,
+                          progress=not as_json)
+        except ValueError as exc:
+            raise InputProblem(str(exc)) from None
     if out:
         with open(out, "w") as fh:
             fh.write(result.circuit.to_json(indent=1) + "\n")
@@ -197,8 +223,7 @@ def size_command(spec_path, budget, batch, margin, seed, history, out, workers, 
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default: generated/<spec name>).")
 @click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False),
               help="Append the verified circuits to this dataset, with their provenance.")
-@click.option("--workers", type=click.IntRange(1), help="Simulate on a local Ray pool of this many workers.")
-@click.option("--ray-address", help="Simulate on this Ray cluster (or set RAY_ADDRESS).")
+@_pool_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (no progress output).")
 def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance, seed, out, dataset_path, workers,
                      ray_address, as_json):
@@ -216,27 +241,20 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
 
     spec = _spec(spec_path)
     out_dir = Path(out or Path("generated") / spec.name)
-    if checkpoint and not Path(checkpoint).is_file():
-        raise InputProblem(f"{checkpoint}: no such checkpoint file")
+    _checkpoint_arg(checkpoint)
     provenance = run_provenance(checkpoint, seed)
     if not as_json:
         import logging
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         click.echo(f"generating for spec '{spec.name}' with {provenance['model']} (run {provenance['run_id']})",
                    err=True)
-    pool = None
-    if workers or ray_address:
-        from cktflow.simulate import open_pool
-        pool = open_pool(ray_address=ray_address, num_workers=workers, progress=not as_json)
-    try:
-        result = generate(spec, n, top_k=top_k, budget=budget, want=want, checkpoint=checkpoint,
-                          guidance=not no_guidance, seed=seed, pool=pool, progress=not as_json,
-                          history_dir=out_dir / "sizing")
-    except (ValueError, FileNotFoundError) as exc:
-        raise InputProblem(str(exc)) from None
-    finally:
-        if pool is not None:
-            pool.close()
+    with _sim_pool(workers, ray_address, progress=not as_json) as pool:
+        try:
+            result = generate(spec, n, top_k=top_k, budget=budget, want=want, checkpoint=checkpoint,
+                              guidance=not no_guidance, seed=seed, pool=pool, progress=not as_json,
+                              history_dir=out_dir / "sizing")
+        except (ValueError, FileNotFoundError) as exc:
+            raise InputProblem(str(exc)) from None
     data = write_design_report(result, out_dir, provenance)
     if dataset_path and result.verified:
         from cktflow.flow import append_verified
@@ -319,6 +337,17 @@ _db_option = click.option("--db", type=click.Path(dir_okay=False),
                                "or ~/.cache/cktflow).")
 
 
+def _existing_db(db):
+    """The dataset file --db names (default: the built one); reading commands need it to exist."""
+    from pathlib import Path
+
+    from cktflow.dataset import default_db_path
+    path = Path(db) if db else default_db_path()
+    if not path.exists():
+        raise InputProblem(f"{path}: no dataset there (build one with `cktflow dataset build`)")
+    return path
+
+
 @dataset_group.command("build")
 @click.option("--n", type=click.IntRange(1), default=10000, show_default=True, help="Circuits to generate.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Generator seed (fixes circuits and split).")
@@ -359,16 +388,11 @@ def dataset_build(n, seed, db, ray_address, workers, timeout, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def dataset_stats_command(db, as_json):
     """Counts, validity, failure reasons and label quantiles of a dataset."""
-    from pathlib import Path
-
-    from cktflow.dataset import Dataset, dataset_stats, default_db_path
+    from cktflow.dataset import Dataset, dataset_stats
     from cktflow.flow import dumps
     from cktflow.report import table
 
-    path = Path(db) if db else default_db_path()
-    if not path.exists():
-        raise InputProblem(f"{path}: no dataset there (build one with `cktflow dataset build`)")
-    with Dataset.open(path) as ds:
+    with Dataset.open(_existing_db(db)) as ds:
         st = dataset_stats(ds)
     if as_json:
         click.echo(dumps(st))
@@ -392,14 +416,10 @@ def dataset_stats_command(db, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def dataset_export(db, fmt, out, only_ok, as_json):
     """Write the dataset to Parquet or JSONL (every column; `cktflow dataset import` reads it back)."""
-    from pathlib import Path
-
-    from cktflow.dataset import Dataset, default_db_path, export_dataset
+    from cktflow.dataset import Dataset, export_dataset
     from cktflow.flow import dumps
 
-    path = Path(db) if db else default_db_path()
-    if not path.exists():
-        raise InputProblem(f"{path}: no dataset there (build one with `cktflow dataset build`)")
+    path = _existing_db(db)
     try:
         with Dataset.open(path) as ds:
             n = export_dataset(ds, out, fmt, only_ok=only_ok)
@@ -539,8 +559,7 @@ def evaluate_command(checkpoint, evaluator_path, db, rounds, sim_rounds, candida
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of sampling, sizing and fine-tuning.")
 @click.option("--out", default="runs/flywheel", show_default=True, type=click.Path(file_okay=False),
               help="Folder of the run (per round: spec reports, sizing histories, the fine-tuned model).")
-@click.option("--workers", type=click.IntRange(1), help="Simulate on a local Ray pool of this many workers.")
-@click.option("--ray-address", help="Simulate on this Ray cluster (or set RAY_ADDRESS).")
+@_pool_options
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def flywheel_command(specs_path, rounds, dataset_path, checkpoint, n, top_k, budget, epochs, seed, out, workers,
                      ray_address, as_json):
@@ -556,10 +575,7 @@ def flywheel_command(specs_path, rounds, dataset_path, checkpoint, n, top_k, bud
         specs = load_spec_list(specs_path)
     except SpecError as exc:
         raise InputProblem(str(exc)) from None
-    from pathlib import Path
-
-    if checkpoint and not Path(checkpoint).is_file():
-        raise InputProblem(f"{checkpoint}: no such checkpoint file")
+    _checkpoint_arg(checkpoint)
 
     def show(summary):
         if not as_json:
@@ -569,19 +585,13 @@ def flywheel_command(specs_path, rounds, dataset_path, checkpoint, n, top_k, bud
                        f"{'-' if sps is None else f'{sps:.1f}'} simulations per success, "
                        f"{summary['appended']} circuit(s) appended, fine-tuned on {summary['train_circuits']} circuits")
 
-    pool = None
-    if workers or ray_address:
-        from cktflow.simulate import open_pool
-        pool = open_pool(ray_address=ray_address, num_workers=workers, progress=False)
-    try:
-        summaries = flywheel(specs, rounds, out, dataset_path=dataset_path, checkpoint=checkpoint, n=n, top_k=top_k,
-                             budget=budget, finetune_epochs=epochs, seed=seed, pool=pool, progress=not as_json,
-                             on_round=show)
-    except (ValueError, FileNotFoundError) as exc:
-        raise InputProblem(str(exc)) from None
-    finally:
-        if pool is not None:
-            pool.close()
+    with _sim_pool(workers, ray_address, progress=False) as pool:
+        try:
+            summaries = flywheel(specs, rounds, out, dataset_path=dataset_path, checkpoint=checkpoint, n=n,
+                                 top_k=top_k, budget=budget, finetune_epochs=epochs, seed=seed, pool=pool,
+                                 progress=not as_json, on_round=show)
+        except (ValueError, FileNotFoundError) as exc:
+            raise InputProblem(str(exc)) from None
     if as_json:
         click.echo(dumps({"rounds": summaries}))
     sys.exit(0 if summaries and summaries[-1]["success"] else 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -188,8 +188,6 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
     `waves` groups. Every circuit reported as meeting the spec is re-simulated (the verification
     run) and only that run decides. Without a pool, one local ngspice process serves the whole loop.
     """
-    from dataclasses import replace
-
     from .simulate import INVALID, simulate
     from .sizing import SerialPool, SizingConfig, score, size_many
 
@@ -214,11 +212,12 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
         sims = len(unique) - invalid
         margin = config.stop_margin
         ys = [score(spec, c, r, margin) for c, r in zip(unique, first)]
+        shortfalls = [spec.shortfall(r.performance if r.ok else None) for r in first]
         order = sorted((i for i in range(len(unique)) if first[i].failure != INVALID), key=lambda i: ys[i])
         ready = [i for i in order if _met_with_margin(spec, first[i], margin)][:max(want, top_k)]
         log.info("%d candidate(s) simulated (%d duplicate(s), %d invalid); %d meet the spec as proposed; "
                  "best shortfall %.3g", sims, duplicates, invalid, len(ready),
-                 min((spec.shortfall(first[i].performance if first[i].ok else None) for i in order), default=float("nan")))
+                 min((shortfalls[i] for i in order), default=float("nan")))
         sized: dict[int, SizingResult] = {}
         left = budget - sims
         if len(ready) < want and left > 0:
@@ -238,8 +237,7 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
         final = {i: (sized[i].circuit if i in sized else unique[i]) for i in keep}
         claimed = [i for i in keep if (sized[i].met if i in sized else spec.passes(first[i].performance))]
         if not claimed and keep:
-            claimed = [min(keep, key=lambda i: sized[i].best.shortfall if i in sized else spec.shortfall(
-                first[i].performance if first[i].ok else None))]
+            claimed = [min(keep, key=lambda i: sized[i].best.shortfall if i in sized else shortfalls[i])]
         elif not keep and order:
             keep = claimed = [order[0]]
             final = {order[0]: unique[order[0]]}

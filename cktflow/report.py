@@ -6,7 +6,9 @@ from spice_sim.measure import METRIC_UNITS
 
 from .units import format_si
 
-__all__ = ["table", "verify_table"]
+__all__ = ["table", "verify_table", "sizing_table", "design_report_markdown"]
+
+_CHECK_HEADER = ["metric", "measured", "target", "result"]
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -17,13 +19,17 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _check_cells(rows) -> list[list[str]]:
+    """Spec check rows as table cells, one format for the verify, sizing and generate reports."""
+    return [[r.metric, format_si(r.measured, METRIC_UNITS[r.metric]), r.target, "pass" if r.passed else "FAIL"]
+            for r in rows]
+
+
 def verify_table(report) -> str:
     head = f"{report.source}: " + ("PASS" if report.passed else "FAIL")
     if not report.result.ok:
         head += f" (simulation failed: {report.result.failure}: {report.result.message})"
-    rows = [[r.metric, format_si(r.measured, METRIC_UNITS[r.metric]), r.target, "pass" if r.passed else "FAIL"]
-            for r in report.rows]
-    return head + "\n" + table(["metric", "measured", "target", "result"], rows)
+    return head + "\n" + table(_CHECK_HEADER, _check_cells(report.rows))
 
 
 def sizing_table(spec, start, result) -> str:
@@ -35,10 +41,8 @@ def sizing_table(spec, start, result) -> str:
         head = (f"spec '{spec.name}' NOT met within {result.evaluations} simulations; "
                 f"the closest point misses by a normalised shortfall of {result.best.shortfall:.3g}")
     head += f" ({result.evaluations} run, {result.seconds:.1f} s, optimiser {result.optimizer_seconds:.1f} s)"
-    rows = []
-    for r in (spec.check(perf) if perf is not None else []):
-        rows.append([r.metric, format_si(r.measured, METRIC_UNITS[r.metric]), r.target, "pass" if r.passed else "FAIL"])
-    out = [head, table(["metric", "measured", "target", "result"], rows)]
+    rows = _check_cells(spec.check(perf)) if perf is not None else []
+    out = [head, table(_CHECK_HEADER, rows)]
     changes = [[f"node {i} {k}", format_si(v0, sep=""), format_si(v1, sep="")]
                for (i, k, v0), (_, _, v1) in zip(start.device_values(), result.circuit.device_values()) if v0 != v1]
     if changes:
@@ -79,9 +83,8 @@ def design_report_markdown(result, files: list[dict], provenance: dict) -> str:
                   f"`{o.circuit}`", ""]
         perf = o.performance
         if perf is not None:
-            lines += ["| metric | measured | target | result |", "|---|---|---|---|"]
-            lines += [f"| {r.metric} | {format_si(r.measured, METRIC_UNITS[r.metric])} | {r.target} | "
-                      f"{'pass' if r.passed else 'FAIL'} |" for r in spec.check(perf)]
+            lines += ["| " + " | ".join(_CHECK_HEADER) + " |", "|---" * len(_CHECK_HEADER) + "|"]
+            lines += ["| " + " | ".join(cells) + " |" for cells in _check_cells(spec.check(perf))]
         elif o.verification is not None:
             lines.append(f"simulation failed: {o.verification.failure}: {o.verification.message}")
         netlist = f.get("spice")
