@@ -9,12 +9,13 @@ testbench versions, where the circuit came from (provenance) and its train/test 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from spice_sim import Performance, SimResult
 
@@ -171,17 +172,15 @@ class Dataset:
             self._db.executemany("UPDATE circuits SET split = ? WHERE hash = ?",
                                  [(s, h) for h, s in splits.items()])
 
-    def _transaction(self):
-        db = self._db
-
-        class _Tx:
-            def __enter__(self):
-                db.execute("BEGIN IMMEDIATE")
-
-            def __exit__(self, exc_type, *rest):
-                db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-        return _Tx()
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     # ---- reading -------------------------------------------------------------------------------
     def records(self, split: str | None = None, only_ok: bool = True) -> list[Record]:
@@ -200,13 +199,6 @@ class Dataset:
     def hashes(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT hash FROM circuits")}
 
-    def split_of(self) -> dict[str, str | None]:
-        """hash -> split for every stored circuit."""
-        return {row[0]: row[1] for row in self._db.execute("SELECT hash, split FROM circuits")}
-
     def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         """Read-only SQL for reports (stats); never pass user text here."""
         return list(self._db.execute(sql, args))
-
-    def integrity_check(self) -> str:
-        return self._db.execute("PRAGMA integrity_check").fetchone()[0]

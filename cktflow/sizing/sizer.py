@@ -120,6 +120,9 @@ class Sizer:
         self.config = config
         self.seed = seed
         self.space = SearchSpace.of(circuit, pdk)
+        # fixed for the run: read by every ask (start point, local-search centre, model steps)
+        self._start = self.space.start()
+        self._kinds = [kind for _, kind in self.space.keys]
         dims = self.space.dimensions()
         estimator = cook_estimator("GP", space=dims, random_state=np.random.RandomState(seed), noise="gaussian")
         self._opt = Optimizer(dims, base_estimator=estimator, n_initial_points=config.n_initial,
@@ -140,9 +143,8 @@ class Sizer:
         if self._path is not None:
             self._open_history()
         if start_result is not None and not self.history:
-            x0 = self.space.start()
-            self._record(x0, start_result, "start")
-            self._tell_optimizer([x0], [self.history[-1].y])
+            ev = self._record(self._start, start_result, "start")
+            self._tell_optimizer([ev.x], [ev.y])
 
     # ---- history file --------------------------------------------------------------------------
     def _header(self) -> dict:
@@ -198,7 +200,7 @@ class Sizer:
         points: list[list[float]] = []
         phases: list[str] = []
         if not self.history:
-            points.append(self.space.start())
+            points.append(list(self._start))
             phases.append("start")
         while len(points) < n and self.evaluations + len(points) < self.config.n_initial:
             points.append(self._initial_point(self.evaluations + len(points) - 1))
@@ -207,14 +209,14 @@ class Sizer:
             stepped = self._model_steps(min(n - len(points), max(1, round(n * self.config.model_share))))
             points += stepped
             phases += ["model"] * len(stepped)
-        if len(points) < n and self.evaluations + len(points) < self.config.gp_evals:
+        if (len(points) < n and self.evaluations >= self.config.n_initial
+                and self.evaluations + len(points) < self.config.gp_evals):
             n_gp = min(n - len(points), max(1, round(n * self.config.gp_share)))
-            if self.evaluations >= self.config.n_initial:
-                with _lean():
-                    asked = self._opt.ask(n_gp, strategy="cl_min") if n_gp > 1 else [self._opt.ask()]
-                points += [list(map(float, x)) for x in asked]
-                phases += ["gp"] * len(asked)
-        centre = self.best.x if self.best is not None else self.space.start()
+            with _lean():
+                asked = self._opt.ask(n_gp, strategy="cl_min") if n_gp > 1 else [self._opt.ask()]
+            points += [list(map(float, x)) for x in asked]
+            phases += ["gp"] * len(asked)
+        centre = self.best.x if self.best is not None else self._start
         while len(points) < n:
             points.append(self._perturb(centre, self._sigma))
             phases.append("local")
@@ -235,8 +237,7 @@ class Sizer:
                             centre, self._radius)
         if models is None:
             return []
-        kinds = [kind for _, kind in self.space.keys]
-        picked = propose(models, kinds, self._log_bounds[:, 0], self._log_bounds[:, 1], self._radius, k,
+        picked = propose(models, self._kinds, self._log_bounds[:, 0], self._log_bounds[:, 1], self._radius, k,
                          self.config.stop_margin, self._rng)
         return [self.space.from_log(list(u)) for u in picked]
 
@@ -251,7 +252,7 @@ class Sizer:
             phase = self._phases.popleft() if self._phases else "local"
             x = [float(v) for v in x]
             new.append(Evaluation.of(self.spec, self.space.circuit_at(x), x, res, self.config.stop_margin, phase))
-        for ev in new:
+        for ev in new:      # noted only once the whole batch evaluated (a bad x leaves no trace)
             self._note(ev)
             self._append(ev)
         self._tell_optimizer([ev.x for ev in new], [ev.y for ev in new])
@@ -268,10 +269,11 @@ class Sizer:
                 self._sigma = self.config.init_sigma
         self.optimizer_seconds += time.perf_counter() - t0
 
-    def _record(self, x: list[float], result: SimResult, phase: str) -> None:
+    def _record(self, x: list[float], result: SimResult, phase: str) -> Evaluation:
         ev = Evaluation.of(self.spec, self.space.circuit_at(x), x, result, self.config.stop_margin, phase)
         self._note(ev)
         self._append(ev)
+        return ev
 
     def _note(self, ev: Evaluation) -> None:
         self.history.append(ev)
@@ -300,12 +302,12 @@ class Sizer:
         init_sigma decades (kinds in turn, then the same shifts downwards, then random steps). These
         probe the directions that move gain and frequency most, so the metric models fitted next
         know them from the first batch."""
-        kinds = sorted({k for _, k in self.space.keys})
+        kinds = sorted(set(self._kinds))
         if j >= 2 * len(kinds):
-            return self._perturb(self.space.start(), self.config.init_sigma)
+            return self._perturb(self._start, self.config.init_sigma)
         kind, sign = kinds[j % len(kinds)], (1.0 if j < len(kinds) else -1.0)
         u = [v + sign * self.config.init_sigma * (k == kind)
-             for v, (_, k) in zip(self.space.to_log(self.space.start()), self.space.keys)]
+             for v, k in zip(self.space.to_log(self._start), self._kinds)]
         return self.space.from_log(u)
 
     def _perturb(self, centre: list[float], sigma: float) -> list[float]:
