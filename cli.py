@@ -219,14 +219,16 @@ def size_command(spec_path, budget, batch, margin, seed, history, out, workers, 
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
               help="Model checkpoint (default: the shipped model).")
 @click.option("--no-guidance", is_flag=True, help="Sample without classifier guidance.")
+@click.option("--no-refine", is_flag=True,
+              help="Keep the decoded device values (no refinement by the model's performance predictor).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of sampling and sizing.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default: generated/<spec name>).")
 @click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False),
               help="Append the verified circuits to this dataset, with their provenance.")
 @_pool_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (no progress output).")
-def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance, seed, out, dataset_path, workers,
-                     ray_address, as_json):
+def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance, no_refine, seed, out, dataset_path,
+                     workers, ray_address, as_json):
     """Design circuits for a spec: the model proposes candidates, ngspice measures them, Bayesian
     sizing refines the best, and a final ngspice run verifies the winners.
 
@@ -251,7 +253,8 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
     with _sim_pool(workers, ray_address, progress=not as_json) as pool:
         try:
             result = generate(spec, n, top_k=top_k, budget=budget, want=want, checkpoint=checkpoint,
-                              guidance=not no_guidance, seed=seed, pool=pool, progress=not as_json,
+                              guidance=not no_guidance, refine=not no_refine, seed=seed, pool=pool,
+                              progress=not as_json,
                               history_dir=out_dir / "sizing")
         except (ValueError, FileNotFoundError) as exc:
             raise InputProblem(str(exc)) from None
@@ -465,18 +468,23 @@ def dataset_import(db, fmt, as_json, file):
               help="CPU threads for torch (1 is fastest on a busy shared machine).")
 @click.option("--evaluator/--no-evaluator", "with_evaluator", default=True, show_default=True,
               help="Also train the evaluator network (the paper's learned judge) into OUT/evaluator.pt.")
+@click.option("--predictor/--no-predictor", "with_predictor", default=True, show_default=True,
+              help="Also train the performance predictor that refines decoded device values into "
+                   "OUT/predictor.pt (about 5 minutes on one thread).")
 @click.option("--ship", is_flag=True, help="Install the trained weights as the package's default model.")
 @click.option("--finetune", is_flag=True,
               help="Continue from --checkpoint (default: the shipped model) on the dataset's current training "
                    "split instead of training from scratch (the flywheel's step; 3 epochs unless --epochs).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="With --finetune: the model to continue from.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary; no progress bar.")
-def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, with_evaluator, ship, finetune,
-                  checkpoint, as_json):
-    """Train the CktGen model (and its evaluator network) on the dataset's training split.
+def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, with_evaluator, with_predictor, ship,
+                  finetune, checkpoint, as_json):
+    """Train the CktGen model (with its performance predictor and evaluator network) on the
+    dataset's training split.
 
     Writes OUT/checkpoint.pt after every epoch (model, config, optimizer, epoch), so an interrupted
-    run continues with --resume; OUT/model.pt (weights only) and OUT/evaluator.pt at the end.
+    run continues with --resume; OUT/model.pt (weights only), OUT/predictor.pt and OUT/evaluator.pt
+    at the end. With --finetune the predictor beside --checkpoint is fine-tuned too.
     """
     import logging
 
@@ -498,7 +506,8 @@ def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, w
         return
     try:
         summary = run_recipe(recipe_name, db=db, out_dir=out, resume=resume, seed=seed, device=device,
-                             epochs=epochs, threads=threads, evaluator=with_evaluator, ship=ship,
+                             epochs=epochs, threads=threads, evaluator=with_evaluator, predictor=with_predictor,
+                             ship=ship,
                              progress=not as_json)
     except (ValueError, FileNotFoundError) as exc:
         raise InputProblem(str(exc)) from None

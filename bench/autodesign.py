@@ -99,10 +99,11 @@ def run(args) -> dict:
     specs = target_specs(examples, args.n_specs, args.seed, args.kind)
     miller = Circuit.from_json(MILLER.read_text())
     retrieval = Retrieval(examples) if "d" in args.methods else None
-    model = None
+    model = refine = None
     if "a" in args.methods:
-        from cktflow.model.sample import load_model
+        from cktflow.model.sample import load_model, load_refinement
         model = load_model(args.checkpoint)
+        refine = None if args.no_refine else load_refinement(args.checkpoint)
     config = SizingConfig(stop_margin=args.margin)
     rows: dict[str, list[dict]] = {m: [] for m in args.methods}
     with SerialPool() as pool:
@@ -111,7 +112,7 @@ def run(args) -> dict:
                 t0 = time.perf_counter()
                 if m == "a":
                     from cktflow.model.sample import propose_with_model
-                    cands = propose_with_model(model, spec, args.n_candidates, seed=args.seed + k)
+                    cands = propose_with_model(model, spec, args.n_candidates, seed=args.seed + k, refine=refine)
                 elif m == "b":
                     cands = random_topologies(args.n_candidates, seed=args.seed * 100_000 + k)
                 elif m == "c":
@@ -192,6 +193,7 @@ def main() -> None:
     ap.add_argument("--margin", type=float, default=0.01, help="sizing stop margin (normalised)")
     ap.add_argument("--methods", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
     ap.add_argument("--checkpoint", default=None, help="model checkpoint for (a) (default: the shipped one)")
+    ap.add_argument("--no-refine", action="store_true", help="(a) without refinement of the decoded device values")
     ap.add_argument("--flywheel", type=int, default=0, metavar="N",
                     help="also measure one flywheel round on the first N specs (0: skip)")
     ap.add_argument("--flywheel-epochs", type=int, default=2, help="fine-tune epochs of that round")

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
 
         from cktflow.model.data import build_tensor_data, load_examples
         from cktflow.model.evaluator import load_evaluator
-        from cktflow.model.sample import default_checkpoint, load_model
+        from cktflow.model.sample import default_checkpoint, load_model, load_refinement
         from cktflow.simulate import simulate
 
         examples = load_examples(args.db)
@@ -68,7 +68,8 @@ def main(argv=None) -> int:
             name, _, path = item.partition("=")
             if not path:
                 ap.error(f"--ablation takes NAME=PATH, got {item!r}")
-            gen = model_generator(load_model(path), Guidance(), args.seed, candidates=args.candidates)
+            gen = model_generator(load_model(path), Guidance(), args.seed, candidates=args.candidates,
+                                  refine=load_refinement(path))
             report["ablations"][name] = class_protocol(gen, evaluator, train, test, settings,
                                                        simulate_fn=lambda cs: simulate(cs, progress=False))
     print(format_report(report))

@@ -258,16 +258,17 @@ def _met_with_margin(spec: Spec, result: SimResult, margin: float) -> bool:
 
 
 def generate(spec: Spec, n: int = 32, *, top_k: int = 4, budget: int = 200, want: int = 3,
-             checkpoint: str | Path | None = None, guidance: bool = True, seed: int = 0, pool=None,
-             config: "SizingConfig | None" = None, progress: bool = False,
+             checkpoint: str | Path | None = None, guidance: bool = True, refine: bool = True, seed: int = 0,
+             pool=None, config: "SizingConfig | None" = None, progress: bool = False,
              history_dir: str | Path | None = None) -> LoopResult:
-    """The main job: the model proposes `n` candidates for `spec` (guided sampling), then `design_loop`."""
+    """The main job: the model proposes `n` candidates for `spec` (guided sampling, device values
+    refined by its performance predictor), then `design_loop`."""
     from .model.sample import propose
 
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     t0 = time.perf_counter()
-    candidates = propose(spec, n, checkpoint=checkpoint, guidance=guidance, seed=seed)
+    candidates = propose(spec, n, checkpoint=checkpoint, guidance=guidance, refine=refine, seed=seed)
     log.info("the model proposed %d candidate(s) in %.1f s", len(candidates), time.perf_counter() - t0)
     result = design_loop(spec, candidates, "model", pool, budget=budget, top_k=top_k, want=want, seed=seed,
                          config=config, progress=progress, history_dir=history_dir)

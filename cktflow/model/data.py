@@ -169,6 +169,7 @@ class TensorData:
     classes: torch.Tensor    # (B, 3) long: gain, bw, pm class
     spec: torch.Tensor       # (B, SPEC_DIM) float: the continuous spec vector
     hashes: list[str]
+    label_pm: torch.Tensor | None = None    # (B,) float: the OCB label PM in degrees (the pm class's source)
 
     def __len__(self) -> int:
         return len(self.circuits)
@@ -176,12 +177,12 @@ class TensorData:
     def subset(self, idx: Sequence[int]) -> "TensorData":
         t = torch.as_tensor(list(idx), dtype=torch.long)
         return TensorData([self.circuits[i] for i in idx], self.x.index(t), self.classes[t], self.spec[t],
-                          [self.hashes[i] for i in idx])
+                          [self.hashes[i] for i in idx], None if self.label_pm is None else self.label_pm[t])
 
 
 def build_tensor_data(examples: Iterable[Example], pdk: Pdk | None = None) -> TensorData:
     """Label and encode examples; circuits without a label (no UGF, negative pm class) are dropped."""
-    keep, classes, specs = [], [], []
+    keep, classes, specs, label_pm = [], [], [], []
     for ex in examples:
         cls, vec = spec_classes(ex.performance), spec_vector(ex.performance)
         if cls is None or vec is None or len(ex.circuit.nodes) > MAX_NODES:
@@ -189,9 +190,10 @@ def build_tensor_data(examples: Iterable[Example], pdk: Pdk | None = None) -> Te
         keep.append(ex.circuit)
         classes.append(cls)
         specs.append(vec)
+        label_pm.append(ex.performance.ocb_pm_deg)
     return TensorData(keep, encode_circuits(keep, pdk), torch.tensor(classes, dtype=torch.long).reshape(-1, 3),
                       torch.tensor(specs, dtype=torch.float32).reshape(-1, SPEC_DIM),
-                      [c.canonical_hash() for c in keep])
+                      [c.canonical_hash() for c in keep], torch.tensor(label_pm, dtype=torch.float32))
 
 
 # ---- where examples come from -----------------------------------------------------------------

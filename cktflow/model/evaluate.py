@@ -32,7 +32,8 @@ from .data import TensorData, build_tensor_data, encode_circuits, load_examples,
 from .evaluator import Evaluator, load_evaluator, train_evaluator
 from .metrics import diversity, frechet_distance, matching_distance, r_precision, validity_share
 from .network import CktGen
-from .sample import Guidance, default_checkpoint, generate_for_classes, propose_with_model
+from .sample import Guidance, Refinement, default_checkpoint, generate_for_classes, load_refinement, \
+    propose_with_model
 from .train import load_checkpoint, model_from_checkpoint
 
 __all__ = ["ProtocolSettings", "class_protocol", "continuous_protocol", "model_generator", "retrieval_generator",
@@ -58,10 +59,11 @@ class ProtocolSettings:
     diversity_pairs: int = 300
 
 
-def model_generator(model: CktGen, guidance: Guidance | None, seed: int = 0, candidates: int = 1) -> ClassGenerator:
+def model_generator(model: CktGen, guidance: Guidance | None, seed: int = 0, candidates: int = 1,
+                    refine: Refinement | None = None) -> ClassGenerator:
     def gen(classes: torch.Tensor, round_: int):
         return generate_for_classes(model, classes, guidance=guidance, seed=seed * 100_000 + round_,
-                                    candidates=candidates)
+                                    candidates=candidates, refine=refine)
     return gen
 
 
@@ -214,8 +216,8 @@ def loosened_spec(perf, name: str, gain_db: float = 5.0, ugf_factor: float = 1.2
 
 
 def continuous_protocol(model: CktGen, test_perfs: Sequence, train_hashes: set[str], *, n_specs: int = 100,
-                        k: int = 5, guidance: bool = True, seed: int = 0, simulate_fn=None, progress: bool = False
-                        ) -> dict:
+                        k: int = 5, guidance: bool = True, refine: Refinement | None = None, seed: int = 0,
+                        simulate_fn=None, progress: bool = False) -> dict:
     """Specs from measured test circuits (gain >= 20 dB, PM >= 45 deg: amplifiers a designer would
     want), loosened; `propose` gives k candidates each; ngspice decides. Reports the share of specs
     whose first candidate meets the spec, whose best of k does, and novelty."""
@@ -232,7 +234,7 @@ def continuous_protocol(model: CktGen, test_perfs: Sequence, train_hashes: set[s
         from tqdm import tqdm
         it = tqdm(specs, desc="continuous", unit="spec")
     for i, spec in enumerate(it):
-        cands.append(propose_with_model(model, spec, k, guidance=guidance, seed=seed * 10_000 + i))
+        cands.append(propose_with_model(model, spec, k, guidance=guidance, refine=refine, seed=seed * 10_000 + i))
     flat = [c for cs in cands for c in cs]
     results = simulate_fn(flat)
     at = 0
@@ -257,12 +259,14 @@ def continuous_protocol(model: CktGen, test_perfs: Sequence, train_hashes: set[s
 def run_evaluation(checkpoint=None, *, db=None, settings: ProtocolSettings = ProtocolSettings(),
                    evaluator_path=None, candidates: int = 8, baselines: bool = True, continuous_specs: int = 100,
                    progress: bool = False) -> dict:
-    """Everything `cktflow evaluate` prints: the class protocol guided and best of `candidates`,
-    guided, and without guidance; the retrieval baseline and the real test circuits as references;
-    the continuous protocol with and without guidance."""
+    """Everything `cktflow evaluate` prints: the class protocol guided and not, best of `candidates`
+    and single, with the device values refined by the model's performance predictor (when it has
+    one) and, for comparison, without; the retrieval baseline and the real test circuits as
+    references; the continuous protocol with and without guidance."""
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
     state = load_checkpoint(ckpt)          # read once: the model and its training topologies
     model = model_from_checkpoint(state)
+    refine = load_refinement(ckpt)
     examples = load_examples(db)
     train = build_tensor_data([e for e in examples if e.split == "train"])
     test_examples = [e for e in examples if e.split == "test"]
@@ -289,15 +293,19 @@ def run_evaluation(checkpoint=None, *, db=None, settings: ProtocolSettings = Pro
 
     report: dict = {"checkpoint": str(ckpt), "train_circuits": len(train), "test_circuits": len(test),
                     "settings": settings.__dict__, "class_protocol": {}, "continuous_protocol": {}}
-    variants = [(f"cktflow guided, best of {candidates}", Guidance(), candidates),
-                (f"cktflow no guidance, best of {candidates}", None, candidates),
-                ("cktflow guided", Guidance(), 1), ("cktflow no guidance", None, 1)]
+    refined = ", refined" if refine is not None else ""
+    variants = [(f"cktflow guided, best of {candidates}{refined}", Guidance(), candidates, refine),
+                (f"cktflow no guidance, best of {candidates}{refined}", None, candidates, refine),
+                (f"cktflow guided{refined}", Guidance(), 1, refine), (f"cktflow no guidance{refined}", None, 1, refine)]
+    if refine is not None:     # what the refinement adds, side by side
+        variants += [(f"cktflow no guidance, best of {candidates}, unrefined", None, candidates, None),
+                     ("cktflow no guidance, unrefined", None, 1, None)]
     if candidates == 1:
-        variants = variants[2:]
-    for name, guidance, k in variants:
+        variants = [v for v in variants if v[2] == 1]
+    for name, guidance, k, ref in variants:
         report["class_protocol"][name] = class_protocol(
-            model_generator(model, guidance, settings.seed, candidates=k), evaluator, train, test, settings,
-            simulate_fn=sim, progress=progress)
+            model_generator(model, guidance, settings.seed, candidates=k, refine=ref), evaluator, train, test,
+            settings, simulate_fn=sim, progress=progress)
     if baselines:
         report["class_protocol"]["retrieval baseline"] = class_protocol(
             retrieval_generator(train, settings.seed), evaluator, train, test, settings, simulate_fn=sim,
@@ -307,11 +315,13 @@ def run_evaluation(checkpoint=None, *, db=None, settings: ProtocolSettings = Pro
             real_generator(test, picks), evaluator, train, test, settings, simulate_fn=sim, progress=progress)
     if continuous_specs > 0:
         perfs = [e.performance for e in test_examples]
-        for g in (True, False):
-            name = "cktflow propose (guided)" if g else "cktflow propose (no guidance)"
+        runs = [("cktflow propose (guided)", True, refine), ("cktflow propose (no guidance)", False, refine)]
+        if refine is not None:
+            runs.append(("cktflow propose (guided, unrefined)", True, None))
+        for name, g, ref in runs:
             report["continuous_protocol"][name] = continuous_protocol(
-                model, perfs, set(train.hashes), n_specs=continuous_specs, guidance=g, seed=settings.seed,
-                simulate_fn=sim, progress=progress)
+                model, perfs, set(train.hashes), n_specs=continuous_specs, guidance=g, refine=ref,
+                seed=settings.seed, simulate_fn=sim, progress=progress)
     return report
 
 

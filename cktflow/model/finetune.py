@@ -21,6 +21,7 @@ import torch
 from .config import CktGenConfig, TrainConfig
 from .data import TensorData, build_tensor_data, load_examples
 from .network import CktGen
+from .predictor import PREDICTOR_NAME, finetune_predictor
 from .sample import default_checkpoint
 from .train import CHECKPOINT_NAME, MODEL_NAME, _schedule, load_checkpoint, save_checkpoint, train
 
@@ -68,8 +69,15 @@ def finetune(checkpoint: str | Path, data: TensorData, out_dir: str | Path, *, e
         (out / FINETUNE_INFO).write_text(json.dumps({"source": str(checkpoint), "source_sha256": digest,
                                                      "source_epoch": source.get("epoch"), "epochs": epochs,
                                                      "lr": tcfg.lr, "circuits": len(data), "seed": seed}, indent=1))
-    return train(cfg, data, out, tcfg, resume=True, device=device, progress=progress, test=test,
-                 stop_after=stop_after)
+    state = train(cfg, data, out, tcfg, resume=True, device=device, progress=progress, test=test,
+                  stop_after=stop_after)
+    # the predictor that refines decoded values learns the new circuits too (same epochs, same share
+    # of its own learning rate); a model without one stays without
+    source_predictor = Path(checkpoint).parent / PREDICTOR_NAME
+    if state["epoch"] >= tcfg.epochs and source_predictor.is_file() and not (out / PREDICTOR_NAME).exists():
+        finetune_predictor(source_predictor, data, out / PREDICTOR_NAME, epochs=tcfg.epochs, lr_scale=lr_scale,
+                           seed=seed, device=device, progress=progress)
+    return state
 
 
 def run_finetune(checkpoint: str | Path | None = None, *, db=None, out_dir: str | Path | None = None,
@@ -95,6 +103,8 @@ def run_finetune(checkpoint: str | Path | None = None, *, db=None, out_dir: str 
         target = default_checkpoint()
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / MODEL_NAME, target)
+        if (out / PREDICTOR_NAME).exists():
+            shutil.copyfile(out / PREDICTOR_NAME, target.parent / PREDICTOR_NAME)
     last = state["history"][-1] if state.get("history") else {}
     return {"source": str(source), "out": str(out), "model": str(out / MODEL_NAME), "epochs": state["epoch"],
             "train_circuits": len(data), "seconds_this_run": round(time.perf_counter() - t0, 1),

@@ -24,11 +24,13 @@ from ..spec import Spec
 from .data import (GAIN_SCALE_DB, LOG_UGF_OFFSET, PM_SCALE_DEG, SPEC_DIM, CircuitTensors, decode_circuit,
                    encode_circuits)
 from .network import CktGen
+from .predictor import PREDICTOR_NAME, PerformancePredictor, bound_distance, class_distance, load_predictor, \
+    refine_values
 from .train import load_checkpoint, model_from_checkpoint
 
-__all__ = ["default_checkpoint", "load_model", "Guidance", "VectorTarget", "vector_target", "sample_latents",
-           "guide", "decode_latents", "generate_for_classes", "generate_for_vector", "propose",
-           "propose_with_model", "predicted_shortfall", "topology_round_robin"]
+__all__ = ["default_checkpoint", "load_model", "load_refinement", "Refinement", "Guidance", "VectorTarget",
+           "vector_target", "sample_latents", "guide", "decode_latents", "generate_for_classes", "generate_for_vector", "propose",
+           "propose_with_model", "refine_for_spec", "predicted_shortfall", "topology_round_robin"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ VECTOR_METRICS = {"gain_db": 0, "ugf_hz": 1, "pm_deg": 2}
 PROPOSAL_TEMPERATURES = (1.0, 2.0)
 
 _MODELS: dict[tuple[str, str], CktGen] = {}
+_PREDICTORS: dict[tuple[str, str], PerformancePredictor | None] = {}
 
 
 def default_checkpoint() -> Path:
@@ -57,6 +60,31 @@ def load_model(checkpoint: str | Path | None = None, device: str = "cpu") -> Ckt
     if key not in _MODELS:
         _MODELS[key] = model_from_checkpoint(load_checkpoint(path, device), device)
     return _MODELS[key]
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """After decoding, the performance predictor moves each candidate's device values toward the
+    target (cktflow.model.predictor.refine_values); the topology stays. `margin` narrows the target
+    before aiming at it: a share of a class interval or window, or of TARGET_MARGIN for a one-sided
+    bound."""
+    predictor: PerformancePredictor
+    steps: int = 100
+    lr: float = 0.01
+    margin: float = 0.2
+
+
+def load_refinement(checkpoint: str | Path | None = None, device: str = "cpu") -> Refinement | None:
+    """The refinement of a model: its predictor.pt beside the checkpoint, or None when it has none
+    (a model trained with --no-predictor); cached per path."""
+    path = (Path(checkpoint) if checkpoint else default_checkpoint()).parent / PREDICTOR_NAME
+    key = (str(path.resolve()), str(device))
+    if key not in _PREDICTORS:
+        _PREDICTORS[key] = load_predictor(path, device) if path.is_file() else None
+        if _PREDICTORS[key] is None:
+            log.info("no %s beside the model: decoded device values are not refined", path)
+    predictor = _PREDICTORS[key]
+    return Refinement(predictor) if predictor is not None else None
 
 
 @dataclass(frozen=True)
@@ -188,15 +216,16 @@ def _spec_latents(model: CktGen, classes: torch.Tensor | None, target: VectorTar
 
 
 def generate_for_classes(model: CktGen, classes: torch.Tensor, *, guidance: Guidance | None = Guidance(),
-                         seed: int = 0, max_tries: int = 10, candidates: int = 1
+                         seed: int = 0, max_tries: int = 10, candidates: int = 1, refine: Refinement | None = None
                          ) -> tuple[list[Circuit | None], list[float]]:
     """One circuit per row of classes (N, 3).
 
     Each try samples `candidates` latents per row (guided unless guidance is None) and decodes them;
-    with more than one, the valid decode that the model's own class heads (on its re-encoding) find
-    most likely to have the target classes is kept. Rows left without a valid circuit try again, up
-    to max_tries times (None if never valid). Also returns, per row, the share of valid decodes in
-    the first try (the validity the paper reports).
+    valid decodes have their device values refined toward the target classes when `refine` is
+    given; with more than one candidate, the valid decode that the model's own class heads (on its
+    re-encoding) find most likely to have the target classes is kept. Rows left without a valid
+    circuit try again, up to max_tries times (None if never valid). Also returns, per row, the
+    share of valid decodes in the first try (the validity the paper reports).
     """
     model.eval()
     dev = model_device(model)
@@ -214,6 +243,13 @@ def generate_for_classes(model: CktGen, classes: torch.Tensor, *, guidance: Guid
         decoded = decode_latents(model, z)
         valid = [_valid(c) for c in decoded]
         ok = [j for j, v in enumerate(valid) if v]
+        if ok and refine is not None:
+            targets = classes[rows[ok]]
+            refined = refine_values(refine.predictor, [decoded[j] for j in ok],
+                                    lambda pred: class_distance(pred, targets, refine.margin),
+                                    steps=refine.steps, lr=refine.lr)
+            for j, c in zip(ok, refined):
+                decoded[j] = c
         score = torch.full((len(decoded),), math.inf)
         if ok and candidates > 1:
             with torch.no_grad():
@@ -256,25 +292,40 @@ def predicted_shortfall(model: CktGen, circuits: Sequence[Circuit], target: Vect
     return vector_objective(model, target, slack=0.0)(mu).cpu()
 
 
+def refine_for_spec(refine: Refinement, circuits: Sequence[Circuit], target: VectorTarget) -> list[Circuit]:
+    """`circuits` with device values moved toward a continuous spec's bounds, each bound tightened
+    by `refine.margin` of its window (both bounds given) or of TARGET_MARGIN (one bound)."""
+    width = target.upper - target.lower
+    one_sided = refine.margin * torch.tensor(TARGET_MARGIN)
+    margin = torch.where(torch.isfinite(width), refine.margin * width, one_sided)
+    return refine_values(refine.predictor, circuits,
+                         lambda pred: bound_distance(pred, target.lower, target.upper, margin),
+                         steps=refine.steps, lr=refine.lr)
+
+
 def propose(spec: Spec, n: int, checkpoint: str | Path | None = None, guidance: bool = True, seed: int = 0,
-            *, max_batches: int = 20, batch: int = 64) -> list[Circuit]:
+            *, refine: bool = True, max_batches: int = 20, batch: int = 64) -> list[Circuit]:
     """Up to n distinct valid circuits for a continuous spec, the most promising first.
 
     Samples latents from the spec encoder, applies classifier guidance (unless guidance=False),
     decodes, rejects invalid graphs and duplicates, and keeps sampling until it holds about 3n
-    candidates (or max_batches batches ran); the candidates are ranked by the spec heads' predicted
-    shortfall and n returned best first, one topology at a time (`topology_round_robin`). Fewer
-    than n come back only when the model cannot produce that many distinct valid circuits.
+    candidates (or max_batches batches ran); refines their device values with the model's
+    performance predictor (unless refine=False or the model has none); ranks them by the spec
+    heads' predicted shortfall and returns n best first, one topology at a time
+    (`topology_round_robin`). Fewer than n come back only when the model cannot produce that many
+    distinct valid circuits.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     return propose_with_model(load_model(checkpoint), spec, n, guidance=guidance, seed=seed,
+                              refine=load_refinement(checkpoint) if refine else None,
                               max_batches=max_batches, batch=batch)
 
 
 def propose_with_model(model: CktGen, spec: Spec, n: int, *, guidance: bool = True, seed: int = 0,
-                       max_batches: int = 20, batch: int = 64) -> list[Circuit]:
-    """`propose` with a model already in memory (evaluation loops, fine-tuned models)."""
+                       refine: Refinement | None = None, max_batches: int = 20, batch: int = 64) -> list[Circuit]:
+    """`propose` with a model (and its refinement) already in memory (evaluation loops, fine-tuned
+    models)."""
     target = vector_target(spec)
     seen: dict[str, Circuit] = {}
     want = 3 * n
@@ -292,6 +343,8 @@ def propose_with_model(model: CktGen, spec: Spec, n: int, *, guidance: bool = Tr
     if not cands:
         log.warning("the model produced no valid circuit for spec %s", spec.name)
         return []
+    if refine is not None:
+        cands = list({c.canonical_hash(): c for c in refine_for_spec(refine, cands, target)}.values())
     score = predicted_shortfall(model, cands, target)
     order = sorted(range(len(cands)), key=lambda i: (float(score[i]), i))
     return topology_round_robin([cands[i] for i in order], n)

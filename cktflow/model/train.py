@@ -188,13 +188,16 @@ def evaluate_loss(model: CktGen, data: TensorData, tcfg: TrainConfig, dev: torch
 
 def run_recipe(recipe_name: str = "default", *, db=None, out_dir: str | Path | None = None, resume: bool = False,
                seed: int | None = None, device: str = "auto", epochs: int | None = None, threads: int | None = None,
-               evaluator: bool = True, ship: bool = False, progress: bool = True) -> dict:
+               evaluator: bool = True, predictor: bool = True, ship: bool = False, progress: bool = True) -> dict:
     """What `cktflow train` does: load the dataset's train split, train a recipe (resumable), train
-    the evaluator network beside it, and optionally install the weights as the shipped model.
+    the performance predictor (which refines decoded device values) and the evaluator network
+    beside it, and optionally install the weights as the shipped model.
 
     Returns a summary: paths, epochs, seconds, final losses.
     """
-    from .evaluator import train_evaluator      # imports this module: a top-level import would be circular
+    # both import this module: top-level imports would be circular
+    from .evaluator import train_evaluator
+    from .predictor import PREDICTOR_NAME, train_predictor
 
     if threads is not None:
         if threads < 1:
@@ -214,6 +217,13 @@ def run_recipe(recipe_name: str = "default", *, db=None, out_dir: str | Path | N
     t0 = time.perf_counter()
     state = train(cfg, data, out, tcfg, resume=resume, device=device, progress=progress, test=test)
     seconds = time.perf_counter() - t0
+    pred_path = out / PREDICTOR_NAME
+    if predictor and not (resume and pred_path.exists()):
+        t1 = time.perf_counter()
+        train_predictor(data, pred_path, seed=tcfg.seed, device=device, progress=progress)
+        seconds_predictor = time.perf_counter() - t1
+    else:
+        seconds_predictor = 0.0
     ev_path = out / "evaluator.pt"
     if evaluator and not (resume and ev_path.exists()):
         train_evaluator(data, ev_path, seed=tcfg.seed, device=device, progress=progress)
@@ -222,11 +232,12 @@ def run_recipe(recipe_name: str = "default", *, db=None, out_dir: str | Path | N
         target = default_checkpoint()
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / MODEL_NAME, target)
-        if ev_path.exists():
-            shutil.copyfile(ev_path, target.parent / "evaluator.pt")
+        for extra in (pred_path, ev_path):
+            if extra.exists():
+                shutil.copyfile(extra, target.parent / extra.name)
     last = state["history"][-1] if state.get("history") else {}
     return {"recipe": recipe_name, "out": str(out), "checkpoint": str(out / CHECKPOINT_NAME),
             "model": str(out / MODEL_NAME), "epochs": state["epoch"], "train_circuits": len(data),
-            "seconds_this_run": round(seconds, 1),
+            "seconds_this_run": round(seconds, 1), "seconds_predictor": round(seconds_predictor, 1),
             "seconds_total": round(sum(h["seconds"] for h in state.get("history", [])), 1),
             "final_loss": last.get("total"), "final_test_loss": last.get("test_total"), "shipped": ship}
