@@ -7,7 +7,8 @@ Target specs are feasible by construction: each comes from one measured circuit 
                     rather than exceed it;
   min               gain >= -3 dB, UGF >= / 10^0.1, PM >= -5 deg of the measured values (one-sided).
 Only circuits with a UGF and a design phase margin in (0, 180] deg give specs (a larger "margin"
-means phase lead at the UGF, which no designer asks for). Every method gets the same budget of ngspice runs per spec, its candidates' first
+means phase lead at the UGF, which no designer asks for). --uncovered keeps only the specs that no
+training circuit meets as measured: there a lookup has nothing to copy and must size too. Every method gets the same budget of ngspice runs per spec, its candidates' first
 simulations included, and the same sizing (cktflow.sizing via cktflow.flow.design_loop):
 
   (a) model      cktflow's model proposes candidates for the spec (guided sampling)
@@ -58,11 +59,31 @@ def spec_from(perf, name: str, kind: str = "window") -> Spec:
                  Bound("pm_deg", min=p - w["pm_deg"], max=p + w["pm_deg"])), name=name)
 
 
-def target_specs(examples, n: int, seed: int, kind: str = "window") -> list[Spec]:
+def target_specs(examples, n: int, seed: int, kind: str = "window", uncovered: bool = False) -> list[Spec]:
+    """n specs from random test circuits; with `uncovered`, only specs that no training circuit
+    meets as measured (so a lookup's first simulations cannot meet them either)."""
     test = [e for e in examples if e.split == "test" and e.performance.ugf_hz is not None
             and e.performance.pm_deg is not None and 0 < e.performance.pm_deg <= 180]
-    pick = np.random.default_rng(seed).permutation(len(test))[:n]
-    return [spec_from(test[i].performance, f"test-{i}", kind) for i in pick]
+    pick = np.random.default_rng(seed).permutation(len(test))
+    specs = (spec_from(test[i].performance, f"test-{i}", kind) for i in pick)
+    if uncovered:
+        train = [e.performance for e in examples if e.split == "train" and e.performance.ugf_hz
+                 and e.performance.pm_deg is not None and e.performance.gain_db is not None]
+        specs = (s for s in specs if not _met_by_any(s, train))
+    return [s for _, s in zip(range(n), specs)]
+
+
+def _met_by_any(spec: Spec, perfs) -> bool:
+    values = {"gain_db": np.array([p.gain_db for p in perfs]), "ugf_hz": np.array([p.ugf_hz for p in perfs]),
+              "pm_deg": np.array([p.pm_deg for p in perfs])}
+    meets = np.ones(len(perfs), dtype=bool)
+    for b in spec.targets:
+        v = values[b.metric]
+        if b.min is not None:
+            meets &= v >= b.min
+        if b.max is not None:
+            meets &= v <= b.max
+    return bool(meets.any())
 
 
 def _features(gain, ugf, pm) -> np.ndarray:
@@ -96,7 +117,7 @@ def random_topologies(n: int, seed: int) -> list[Circuit]:
 def run(args) -> dict:
     from cktflow.model.data import load_examples
     examples = load_examples()
-    specs = target_specs(examples, args.n_specs, args.seed, args.kind)
+    specs = target_specs(examples, args.n_specs, args.seed, args.kind, args.uncovered)
     miller = Circuit.from_json(MILLER.read_text())
     retrieval = Retrieval(examples) if "d" in args.methods else None
     model = refine = None
@@ -130,7 +151,9 @@ def run(args) -> dict:
             print(f"[{k + 1}/{len(specs)}] " + "  ".join(f"{METHODS[m]} {done[m]}" for m in args.methods),
                   file=sys.stderr, flush=True)
         flywheel_rounds = run_flywheel(args, specs[:args.flywheel], examples, pool) if args.flywheel else None
-    return {"flywheel": flywheel_rounds, "n_specs": len(specs), "kind": args.kind, "budget": args.budget, "n_candidates": args.n_candidates, "top_k": args.top_k,
+    kind = args.kind + (" uncovered" if args.uncovered else "")
+    return {"flywheel": flywheel_rounds, "n_specs": len(specs), "kind": kind, "budget": args.budget,
+            "n_candidates": args.n_candidates, "top_k": args.top_k,
             "margin": args.margin, "rows": rows, "summary": {METHODS[m]: summarise(rows[m]) for m in args.methods}}
 
 
@@ -187,6 +210,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-specs", type=int, default=100, help="target specs (from the test split)")
     ap.add_argument("--kind", choices=("window", "min"), default="window", help="shape of the target specs")
+    ap.add_argument("--uncovered", action="store_true",
+                    help="only specs that no training circuit meets as measured (outside the data's coverage)")
     ap.add_argument("--budget", type=int, default=200, help="ngspice runs per spec and method")
     ap.add_argument("--n-candidates", type=int, default=20, help="candidates per spec for (a), (b), (d)")
     ap.add_argument("--top-k", type=int, default=4, help="candidates sized per spec")

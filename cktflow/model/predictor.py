@@ -139,12 +139,15 @@ def bound_distance(pred: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
 
 # ---- refinement ---------------------------------------------------------------------------------
 def refine_values(predictor: PerformancePredictor, circuits: Sequence[Circuit],
-                  objective: Callable[[torch.Tensor], torch.Tensor], *, steps: int = 100, lr: float = 0.01
-                  ) -> list[Circuit]:
-    """The same topologies with device values moved down the gradient of objective(prediction).
+                  objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *, steps: int = 100,
+                  lr: float = 0.01) -> list[Circuit]:
+    """The same topologies with device values moved down the gradient of the objective.
 
-    objective maps (B, 5) predictions to (B,) losses. Values move on the model's [0, 1] log scale
-    (Adam, `steps` steps), so they stay within the PDK's ranges; only devices a node has move.
+    objective(pred, rows) maps the (len(rows), 5) predictions of the circuits at index `rows` to
+    their losses (0 once a circuit is where it should be). Values move on the model's [0, 1] log
+    scale (Adam, at most `steps` steps), so they stay within the PDK's ranges; only devices a node
+    has move. A circuit stops moving the first time its loss is 0 (and is no longer computed, which
+    makes a batch several times faster than the full `steps`).
     Measured on 3,320 decodes: 100 steps at lr 0.01 toward class intervals narrowed by 0.2 put 42 %
     in the target triple by ngspice (17 % before); 200 steps narrowed by 0.3 put 39 %: pushing
     further exploits the predictor's errors rather than the circuits' physics.
@@ -155,16 +158,24 @@ def refine_values(predictor: PerformancePredictor, circuits: Sequence[Circuit],
     x = encode_circuits(circuits).to(dev)
     values = x.values.clone().requires_grad_(True)
     opt = torch.optim.Adam([values], lr=lr)
+    finished = torch.zeros(len(circuits), dtype=torch.bool, device=dev)
     frozen = [p.requires_grad for p in predictor.parameters()]
     for p in predictor.parameters():
         p.requires_grad_(False)
     try:
         for _ in range(steps):
-            loss = objective(predictor(dataclasses.replace(x, values=values.clamp(0, 1)))).sum()
+            rows = (~finished).nonzero().squeeze(1)
+            if len(rows) == 0:
+                break
+            loss = objective(predictor(dataclasses.replace(x.index(rows), values=values[rows].clamp(0, 1))), rows)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.sum().backward()
             values.grad *= x.vmask
+            before = values.detach().clone()
             opt.step()
+            finished[rows[loss.detach() <= 0]] = True
+            with torch.no_grad():       # finished circuits keep the values that got them there
+                values[finished] = before[finished]
     finally:
         for p, f in zip(predictor.parameters(), frozen):
             p.requires_grad_(f)

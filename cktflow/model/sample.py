@@ -246,7 +246,7 @@ def generate_for_classes(model: CktGen, classes: torch.Tensor, *, guidance: Guid
         if ok and refine is not None:
             targets = classes[rows[ok]]
             refined = refine_values(refine.predictor, [decoded[j] for j in ok],
-                                    lambda pred: class_distance(pred, targets, refine.margin),
+                                    lambda pred, at: class_distance(pred, targets[at], refine.margin),
                                     steps=refine.steps, lr=refine.lr)
             for j, c in zip(ok, refined):
                 decoded[j] = c
@@ -299,7 +299,7 @@ def refine_for_spec(refine: Refinement, circuits: Sequence[Circuit], target: Vec
     one_sided = refine.margin * torch.tensor(TARGET_MARGIN)
     margin = torch.where(torch.isfinite(width), refine.margin * width, one_sided)
     return refine_values(refine.predictor, circuits,
-                         lambda pred: bound_distance(pred, target.lower, target.upper, margin),
+                         lambda pred, at: bound_distance(pred, target.lower, target.upper, margin),
                          steps=refine.steps, lr=refine.lr)
 
 
