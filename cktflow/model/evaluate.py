@@ -7,6 +7,7 @@ the condition and one circuit is generated per group. The evaluator network judg
 
 - Spec-Acc measured by ngspice: the generated circuits of the first `sim_rounds` rounds are
   simulated and their measured classes must equal the target triple;
+- rows with and without the refinement of decoded device values by the performance predictor;
 - novelty (canonical hash not in the training set) and the share novel *and* meeting its spec;
 - the retrieval baseline: a training circuit with the target triple, drawn at random;
 - the continuous protocol users get: specs taken from measured test circuits (loosened), circuits

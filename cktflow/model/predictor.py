@@ -5,13 +5,13 @@ land in the target class triple by ngspice (shipped 100-epoch model, 204 test tr
 spec heads read the 64-d latent, which reconstruction, KL and alignment shape as much as
 performance does. This network reads the circuit itself, and it is differentiable in the device
 values, so each decoded candidate's values take gradient steps that move the predicted
-performance inside the target while its topology stays (`refine_values`): 42 % of refined decodes
-land in the target triple by ngspice (same decodes).
+performance inside the target while its topology stays (`refine_values`): 49 % of the refined
+decodes land in the target triple by ngspice (same decodes).
 
 Architecture: a signal-flow encoder (cktflow.model.signal_flow) with a regression head; two
-members trained from different seeds are averaged: refinement then follows what both agree on rather than one network's quirks. The
-OCB label PM is an angle wrapped into (-180, 180] deg, so it is predicted as (cos, sin): label
-classes 0 and 3 are neighbours on the circle.
+members trained from different seeds are averaged, so refinement follows what both agree on
+rather than one network's quirks (42 % with one member). The OCB label PM is an angle wrapped into (-180, 180] deg, so it is predicted as
+(cos, sin): label classes 0 and 3 are neighbours on the circle.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""From a spec to circuits: spec -> latent -> (guidance) -> decoder -> valid, distinct circuits.
+"""From a spec to circuits: spec -> latent -> (guidance) -> decoder -> (refinement) -> valid,
+distinct circuits.
 
 Classifier guidance (which the reference CktGen code only trains, never applies): before decoding,
 each sampled latent takes a few gradient steps that raise the spec heads' agreement with the
 target: cross-entropy of the target classes in the paper's class mode, a hinge on the spec's
 bounds in continuous mode. Invalid decodes are rejected and resampled; duplicates (same canonical
-hash) are dropped.
+hash) are dropped. Refinement: after decoding, the model's performance predictor moves each
+circuit's device values toward the target (cktflow.model.predictor), keeping its topology.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from .predictor import PREDICTOR_NAME, PerformancePredictor, bound_distance, cla
 from .train import load_checkpoint, model_from_checkpoint
 
 __all__ = ["default_checkpoint", "load_model", "load_refinement", "Refinement", "Guidance", "VectorTarget",
-           "vector_target", "sample_latents", "guide", "decode_latents", "generate_for_classes", "generate_for_vector", "propose",
-           "propose_with_model", "refine_for_spec", "predicted_shortfall", "topology_round_robin"]
+           "vector_target", "sample_latents", "guide", "decode_latents", "generate_for_classes",
+           "generate_for_vector", "propose", "propose_with_model", "refine_for_spec", "predicted_shortfall",
+           "topology_round_robin"]
 
 log = logging.getLogger(__name__)
 
