@@ -2,10 +2,10 @@
 
 A GRU passes a state from every node to its successors in topological order (gain and phase build
 up along signal paths), a second GRU runs backward from the output, and the output node, the input
-node and the mean are read out. On predicting the measured performance of unseen circuits it beats
-the attention encoder of the generator at equal size and epochs (held-out value draws of training
-topologies, class triple right 37 % against 28 %), because attention does not see which node drives
-which.
+node and the mean are read out. Measured against the generator's attention encoder as a
+performance regressor (30 epochs, held-out value draws of training topologies): both name the
+class triple about 28 % of the time, but this network trains in half the time per epoch on the CPU;
+with the label PM as an angle and 60 epochs it reaches 37 %.
 """
 
 from __future__ import annotations
