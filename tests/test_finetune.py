@@ -49,6 +49,20 @@ def test_interrupted_finetune_resumes_to_the_same_weights(tmp_path, data, source
     assert load_checkpoint(tmp_path / "part" / MODEL_NAME)["epoch"] == 2
 
 
+def test_finetune_carries_the_predictor_along(tmp_path, data, source):
+    from cktflow.model.predictor import PREDICTOR_NAME, load_predictor, train_predictor
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / MODEL_NAME).write_bytes(source.read_bytes())
+    train_predictor(data, src / PREDICTOR_NAME, epochs=1, d=16, members=1, device="cpu")
+    finetune(src / MODEL_NAME, data, tmp_path / "ft", epochs=1, device="cpu", progress=False)
+    before, after = load_predictor(src / PREDICTOR_NAME), load_predictor(tmp_path / "ft" / PREDICTOR_NAME)
+    assert after.d == 16 and any(not torch.equal(v, after.state_dict()[k]) for k, v in before.state_dict().items())
+    # a model without a predictor is fine-tuned without one
+    finetune(source, data, tmp_path / "plain", epochs=1, device="cpu", progress=False)
+    assert not (tmp_path / "plain" / PREDICTOR_NAME).exists()
+
+
 def test_run_finetune_uses_the_datasets_training_split(tmp_path, source, example_dataset):
     from cktflow.model.finetune import run_finetune
     db = tmp_path / "grown.sqlite"
