@@ -303,15 +303,20 @@ def write_design_report(result: LoopResult, out_dir: str | Path, provenance: dic
 
 
 def run_provenance(checkpoint: str | Path | None, seed: int) -> dict:
-    """What produced a generate run: the model file (path and content hash), a run id, the seed."""
+    """What produced a generate run: the model file and the predictor beside it that refines its
+    values (paths and content hashes), a run id, the seed."""
     import hashlib
     import uuid
 
+    from .model.predictor import PREDICTOR_NAME
     from .model.sample import default_checkpoint
 
+    def digest(p: Path) -> str:
+        return hashlib.sha256(p.read_bytes()).hexdigest()[:16] if p.is_file() else "missing"
+
     path = Path(checkpoint) if checkpoint else default_checkpoint()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "missing"
-    return {"model": str(path), "model_sha256": digest, "run_id": uuid.uuid4().hex[:12], "seed": seed,
+    return {"model": str(path), "model_sha256": digest(path),
+            "predictor_sha256": digest(path.parent / PREDICTOR_NAME), "run_id": uuid.uuid4().hex[:12], "seed": seed,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 

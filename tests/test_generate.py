@@ -34,6 +34,7 @@ def test_generate_verifies_circuits_that_verify_separately(tmp_path):
     assert data["success"] and report["success"] and report["verified"] >= 1
     assert report["simulations"] <= 60
     assert report["provenance"]["model_sha256"] != "missing" and report["provenance"]["run_id"]
+    assert report["provenance"]["predictor_sha256"] != "missing"
     verified = [o for o in report["outcomes"] if o["verified"]]
     assert verified and all(c["passed"] for o in verified for c in o["checks"])
     assert {c["metric"] for c in verified[0]["checks"]} == {"gain_db", "ugf_hz", "pm_deg"}
