@@ -537,7 +537,9 @@ def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, w
 def evaluate_command(checkpoint, evaluator_path, db, rounds, sim_rounds, candidates, continuous_specs, seed, threads,
                      as_json):
     """Score a model on the test split: the CktGen paper's metrics beside its published row, Spec-Acc
-    measured by ngspice, novelty, the retrieval baseline, and the continuous-spec protocol."""
+    measured by ngspice, novelty, the retrieval baseline, and the continuous-spec protocol. Rows with
+    and without guidance, best of --candidates and single, with the device values refined by the
+    model's predictor.pt (when it has one) and, for comparison, unrefined."""
     import torch
 
     from cktflow.flow import dumps
