@@ -308,7 +308,7 @@ def run_provenance(checkpoint: str | Path | None, seed: int) -> dict:
     import hashlib
     import uuid
 
-    from .model.predictor import PREDICTOR_NAME
+    from .model.predictor import predictor_path
     from .model.sample import default_checkpoint
 
     def digest(p: Path) -> str:
@@ -316,7 +316,7 @@ def run_provenance(checkpoint: str | Path | None, seed: int) -> dict:
 
     path = Path(checkpoint) if checkpoint else default_checkpoint()
     return {"model": str(path), "model_sha256": digest(path),
-            "predictor_sha256": digest(path.parent / PREDICTOR_NAME), "run_id": uuid.uuid4().hex[:12], "seed": seed,
+            "predictor_sha256": digest(predictor_path(path)), "run_id": uuid.uuid4().hex[:12], "seed": seed,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 

@@ -57,6 +57,15 @@ class Bound:
             return 10.0
         return max(0.0, -self.margin(value))
 
+    def scaled(self, value: float | None) -> float:
+        """`value` in the units `margin` and `shortfall` measure in: decades for Hz, value over
+        SHORTFALL_SCALE otherwise (nan when absent, not finite, or a non-positive frequency)."""
+        if value is None or not math.isfinite(value):
+            return math.nan
+        if self.unit == "Hz":
+            return math.log10(value) if value > 0 else math.nan
+        return value / SHORTFALL_SCALE[self.unit]
+
     def margin(self, value: float) -> float:
         """Normalised distance inside the bound (negative when outside): the tightest side."""
         scale = SHORTFALL_SCALE[self.unit]

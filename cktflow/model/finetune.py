@@ -21,7 +21,7 @@ import torch
 from .config import CktGenConfig, TrainConfig
 from .data import TensorData, build_tensor_data, load_examples
 from .network import CktGen
-from .predictor import PREDICTOR_NAME, finetune_predictor
+from .predictor import PREDICTOR_NAME, finetune_predictor, predictor_path
 from .sample import default_checkpoint
 from .train import CHECKPOINT_NAME, MODEL_NAME, _schedule, load_checkpoint, save_checkpoint, train
 
@@ -73,7 +73,7 @@ def finetune(checkpoint: str | Path, data: TensorData, out_dir: str | Path, *, e
                   stop_after=stop_after)
     # the predictor that refines decoded values learns the new circuits too (same epochs, same share
     # of its own learning rate); a model without one stays without
-    source_predictor = Path(checkpoint).parent / PREDICTOR_NAME
+    source_predictor = predictor_path(checkpoint)
     if state["epoch"] >= tcfg.epochs and source_predictor.is_file() and not (out / PREDICTOR_NAME).exists():
         finetune_predictor(source_predictor, data, out / PREDICTOR_NAME, epochs=tcfg.epochs, lr_scale=lr_scale,
                            seed=seed, device=device, progress=progress)

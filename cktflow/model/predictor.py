@@ -35,13 +35,18 @@ from .data import CLASS_SIZES, LOG_UGF_OFFSET, CircuitTensors, TensorData, denor
 from .signal_flow import SignalFlowEncoder, standardised
 from .train import load_checkpoint, resolve_device, save_checkpoint
 
-__all__ = ["PerformancePredictor", "PREDICTOR_NAME", "prediction_targets", "class_distance", "bound_distance",
-           "refine_values", "train_predictor", "finetune_predictor", "load_predictor"]
+__all__ = ["PerformancePredictor", "PREDICTOR_NAME", "predictor_path", "prediction_targets", "class_distance",
+           "bound_distance", "refine_values", "train_predictor", "finetune_predictor", "load_predictor"]
 
 log = logging.getLogger(__name__)
 
 #: The predictor's file, beside the generator's weights.
 PREDICTOR_NAME = "predictor.pt"
+
+
+def predictor_path(checkpoint: str | Path) -> Path:
+    """Where the predictor of the model in `checkpoint` lives: beside it."""
+    return Path(checkpoint).parent / PREDICTOR_NAME
 #: Outputs: gain_db/100, log10(UGF) - 9, design PM/90, cos and sin of the OCB label PM.
 N_OUTPUTS = 5
 #: A UGF miss in decades weighs this much against a gain miss in 100 dB and a PM miss in 90 deg:
@@ -125,17 +130,18 @@ def class_distance(pred: torch.Tensor, classes: torch.Tensor, margin: float = 0.
     return d_gain + UGF_WEIGHT * d_ugf + d_pm
 
 
-def bound_distance(pred: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, margin: torch.Tensor
-                   ) -> torch.Tensor:
+def bound_distance(pred: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, margin: torch.Tensor,
+                   weights: tuple[float, float, float] = (1.0, UGF_WEIGHT, 1.0)) -> torch.Tensor:
     """(B,) how far each prediction's (gain, log-UGF, design PM) lies outside the bounds of a
-    continuous spec (normalised units, -inf/+inf where unbounded), each bound tightened by `margin`."""
+    continuous spec (normalised units, -inf/+inf where unbounded), each bound tightened by `margin`,
+    the three misses weighted by `weights`. Also the spec heads' guidance objective
+    (cktflow.model.sample.vector_objective)."""
     vec = pred[:, :3]
     lo = lower.to(pred.device) + margin.to(pred.device)
     hi = upper.to(pred.device) - margin.to(pred.device)
     below = torch.where(torch.isfinite(lo), F.relu(lo - vec), torch.zeros_like(vec))
     above = torch.where(torch.isfinite(hi), F.relu(vec - hi), torch.zeros_like(vec))
-    scale = torch.tensor([1.0, UGF_WEIGHT, 1.0], device=pred.device)
-    return ((below + above) * scale).sum(-1)
+    return ((below + above) * torch.tensor(weights, device=pred.device)).sum(-1)
 
 
 # ---- refinement ---------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from ..spec import Spec
 from .data import (GAIN_SCALE_DB, LOG_UGF_OFFSET, PM_SCALE_DEG, SPEC_DIM, CircuitTensors, decode_circuit,
                    encode_circuits)
 from .network import CktGen
-from .predictor import PREDICTOR_NAME, PerformancePredictor, bound_distance, class_distance, load_predictor, \
+from .predictor import PerformancePredictor, bound_distance, class_distance, load_predictor, predictor_path, \
     refine_values
 from .train import load_checkpoint, model_from_checkpoint
 
@@ -80,7 +80,7 @@ class Refinement:
 def load_refinement(checkpoint: str | Path | None = None, device: str = "cpu") -> Refinement | None:
     """The refinement of a model: its predictor.pt beside the checkpoint, or None when it has none
     (a model trained with --no-predictor); cached per path."""
-    path = (Path(checkpoint) if checkpoint else default_checkpoint()).parent / PREDICTOR_NAME
+    path = predictor_path(checkpoint or default_checkpoint())
     key = (str(path.resolve()), str(device))
     if key not in _PREDICTORS:
         _PREDICTORS[key] = load_predictor(path, device) if path.is_file() else None
@@ -173,14 +173,13 @@ def class_objective(model: CktGen, classes: torch.Tensor) -> Callable[[torch.Ten
 
 def vector_objective(model: CktGen, target: VectorTarget, slack: float = 0.05
                      ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Hinge: how far the predicted spec vector is outside the bounds (tightened by `slack`)."""
-    lo, hi = target.lower.to(model_device(model)), target.upper.to(model_device(model))
+    """Hinge: how far the predicted spec vector is outside the bounds (tightened by `slack`), the
+    three metrics weighted alike."""
+    slacks = torch.full((SPEC_DIM,), slack)
 
     def objective(z: torch.Tensor) -> torch.Tensor:
         _, pred = model.heads(z)
-        below = torch.where(torch.isfinite(lo), F.relu(lo + slack - pred), torch.zeros_like(pred))
-        above = torch.where(torch.isfinite(hi), F.relu(pred - hi + slack), torch.zeros_like(pred))
-        return (below + above).sum(-1)
+        return bound_distance(pred, target.lower, target.upper, slacks, weights=(1.0, 1.0, 1.0))
     return objective
 
 

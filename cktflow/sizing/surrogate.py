@@ -15,23 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..spec import SHORTFALL_SCALE, Bound, Spec
+from ..spec import Bound, Spec
 
-__all__ = ["metric_scale", "MetricModels", "fit_models", "propose"]
-
-
-def metric_scale(bound: Bound, value: float | None) -> float:
-    """A metric in the units of the spec's shortfall: decades for Hz, value/scale otherwise (nan if absent)."""
-    if value is None or not math.isfinite(value):
-        return math.nan
-    if bound.unit == "Hz":
-        return math.log10(value) if value > 0 else math.nan
-    return value / SHORTFALL_SCALE[bound.unit]
+__all__ = ["MetricModels", "fit_models", "propose"]
 
 
 def _limits(bound: Bound) -> tuple[float, float]:
-    lo = metric_scale(bound, bound.min) if bound.min is not None else -math.inf
-    hi = metric_scale(bound, bound.max) if bound.max is not None else math.inf
+    lo = bound.scaled(bound.min) if bound.min is not None else -math.inf
+    hi = bound.scaled(bound.max) if bound.max is not None else math.inf
     return lo, hi
 
 
@@ -72,7 +63,7 @@ def fit_models(spec: Spec, xs_log: np.ndarray, perf_rows: list, centre: np.ndarr
     d = xs_log.shape[1]
     intercept, slope = np.zeros(len(bounds)), np.zeros((len(bounds), d))
     for j, b in enumerate(bounds):
-        rows = [(x, metric_scale(b, p.get(b.metric))) for x, p in zip(xs_log, perf_rows) if p is not None]
+        rows = [(x, b.scaled(p.get(b.metric))) for x, p in zip(xs_log, perf_rows) if p is not None]
         rows = [(x, y) for x, y in rows if math.isfinite(y)]
         if len(rows) < 2:
             return None
