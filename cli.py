@@ -471,14 +471,18 @@ def dataset_import(db, fmt, as_json, file):
 @click.option("--predictor/--no-predictor", "with_predictor", default=True, show_default=True,
               help="Also train the performance predictor that refines decoded device values into "
                    "OUT/predictor.pt (about 5 minutes on one thread).")
+@click.option("--onpolicy", type=click.IntRange(0), default=None,
+              help="Decodes of the predictor's on-policy round: the trained generator's decodes for training "
+                   "conditions, refined and measured in ngspice, on which the predictor is fine-tuned "
+                   "(default 10240, about 3 minutes; 0 skips it).")
 @click.option("--ship", is_flag=True, help="Install the trained weights as the package's default model.")
 @click.option("--finetune", is_flag=True,
               help="Continue from --checkpoint (default: the shipped model) on the dataset's current training "
                    "split instead of training from scratch (the flywheel's step; 3 epochs unless --epochs).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="With --finetune: the model to continue from.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary; no progress bar.")
-def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, with_evaluator, with_predictor, ship,
-                  finetune, checkpoint, as_json):
+def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, with_evaluator, with_predictor,
+                  onpolicy, ship, finetune, checkpoint, as_json):
     """Train the CktGen model (with its performance predictor and evaluator network) on the
     dataset's training split.
 
@@ -507,15 +511,15 @@ def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, w
     try:
         summary = run_recipe(recipe_name, db=db, out_dir=out, resume=resume, seed=seed, device=device,
                              epochs=epochs, threads=threads, evaluator=with_evaluator, predictor=with_predictor,
-                             ship=ship,
-                             progress=not as_json)
+                             onpolicy=onpolicy, ship=ship, progress=not as_json)
     except (ValueError, FileNotFoundError) as exc:
         raise InputProblem(str(exc)) from None
     if as_json:
         click.echo(dumps(summary))
     else:
         click.echo(f"trained {summary['recipe']} for {summary['epochs']} epochs on {summary['train_circuits']} "
-                   f"circuits in {summary['seconds_total']:.0f} s; weights in {summary['model']}"
+                   f"circuits in {summary['seconds_this_run']:.0f} s (generator epochs {summary['seconds_total']:.0f} s); "
+                   f"weights in {summary['model']}"
                    + (" (installed as the default model)" if ship else ""))
 
 

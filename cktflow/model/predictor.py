@@ -237,9 +237,10 @@ def _fit(model: PerformancePredictor, data: TensorData, *, epochs: int, lr: floa
     return last
 
 
-def _save(model: PerformancePredictor, path: Path, epochs: int, loss: float, circuits: int) -> None:
+def _save(model: PerformancePredictor, path: Path, epochs: int, loss: float, circuits: int,
+          onpolicy: dict | None = None) -> None:
     save_checkpoint(path, {"d": model.d, "members": model.n_members, "model": model.state_dict(),
-                           "epochs": epochs, "final_loss": loss, "circuits": circuits})
+                           "epochs": epochs, "final_loss": loss, "circuits": circuits, "onpolicy": onpolicy})
 
 
 def train_predictor(data: TensorData, path: str | Path, *, epochs: int = 60, d: int = 128, members: int = 2,
@@ -260,15 +261,16 @@ def train_predictor(data: TensorData, path: str | Path, *, epochs: int = 60, d: 
 
 
 def finetune_predictor(source: str | Path, data: TensorData, path: str | Path, *, epochs: int = 3,
-                       lr_scale: float = 0.2, seed: int = 0, device: str = "auto", progress: bool = False
-                       ) -> PerformancePredictor:
-    """Continue the predictor in `source` on a grown set (the flywheel), at lr_scale times the
-    training rate, and save it to path."""
+                       lr_scale: float = 0.2, seed: int = 0, device: str = "auto", progress: bool = False,
+                       onpolicy: dict | None = None) -> PerformancePredictor:
+    """Continue the predictor in `source` on a grown set (the flywheel, or an on-policy round of
+    cktflow.model.onpolicy, whose summary `onpolicy` the file keeps), at lr_scale times the training
+    rate, and save it to path."""
     dev = resolve_device(device)
     model = load_predictor(source, dev)
     loss = _fit(model, data, epochs=epochs, lr=TRAIN_LR * lr_scale, batch_size=TRAIN_BATCH, seed=seed, dev=dev,
                 progress=progress, desc="predictor fine-tune")
-    _save(model, Path(path), epochs, loss, len(data))
+    _save(model, Path(path), epochs, loss, len(data), onpolicy)
     return model
 
 
