@@ -472,9 +472,9 @@ def dataset_import(db, fmt, as_json, file):
               help="Also train the performance predictor that refines decoded device values into "
                    "OUT/predictor.pt (about 5 minutes on one thread).")
 @click.option("--onpolicy", type=click.IntRange(0), default=None,
-              help="Decodes of the predictor's on-policy round: the trained generator's decodes for training "
-                   "conditions, refined and measured in ngspice, on which the predictor is fine-tuned "
-                   "(default 10240, about 3 minutes; 0 skips it).")
+              help="Decodes of each of the predictor's two on-policy rounds: the trained generator's decodes "
+                   "for training conditions, refined and measured in ngspice, on which the predictor is "
+                   "fine-tuned (default 10240, about 9 minutes for both rounds; 0 skips them).")
 @click.option("--ship", is_flag=True, help="Install the trained weights as the package's default model.")
 @click.option("--finetune", is_flag=True,
               help="Continue from --checkpoint (default: the shipped model) on the dataset's current training "
