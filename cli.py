@@ -230,7 +230,8 @@ def size_command(spec_path, budget, batch, margin, seed, history, out, workers, 
 def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance, no_refine, seed, out, dataset_path,
                      workers, ray_address, as_json):
     """Design circuits for a spec: the model proposes candidates, ngspice measures them, Bayesian
-    sizing refines the best, and a final ngspice run verifies the winners.
+    sizing refines the best, and a final ngspice run verifies the winners. When fewer than --want
+    candidates meet the spec as proposed, the model first proposes -n more, sampled wider.
 
     Writes OUT/report.md and OUT/report.json (verified circuits ranked, measured vs target) and, per
     circuit, its JSON, netlists, schematics and Bode plot. Sizing histories live in OUT/sizing, so an

@@ -16,6 +16,9 @@ simulations included, and the same sizing (cktflow.sizing via cktflow.flow.desig
   (c) miller     sizing alone of one fixed two-stage Miller op-amp (examples/circuits/two_stage_miller.json)
   (d) retrieval  the training-split circuits whose measured performance is nearest the spec
 
+When none of a method's first candidates meets the spec as simulated, it proposes once more (the
+model samples wider, random draws again, retrieval takes the next nearest; --no-second turns this
+off) within the same budget.
 A spec counts as met only when the verification run (a fresh ngspice simulation of the final
 circuit) passes every bound. Prints success rate, median simulations and median wall time per
 success (model sampling included for (a); the verification re-run is not counted in simulations).
@@ -59,9 +62,11 @@ def spec_from(perf, name: str, kind: str = "window") -> Spec:
                  Bound("pm_deg", min=p - w["pm_deg"], max=p + w["pm_deg"])), name=name)
 
 
-def target_specs(examples, n: int, seed: int, kind: str = "window", uncovered: bool = False) -> list[Spec]:
+def target_specs(examples, n: int, seed: int, kind: str = "window", uncovered: bool = False,
+                 skip: int = 0) -> list[Spec]:
     """n specs from random test circuits; with `uncovered`, only specs that no training circuit
-    meets as measured (so a lookup's first simulations cannot meet them either)."""
+    meets as measured (so a lookup's first simulations cannot meet them either). `skip` passes over
+    the first specs of the draw: `--skip 100` gives a development set disjoint from the default 100."""
     test = [e for e in examples if e.split == "test" and e.performance.ugf_hz is not None
             and e.performance.pm_deg is not None and 0 < e.performance.pm_deg <= 180]
     pick = np.random.default_rng(seed).permutation(len(test))
@@ -70,6 +75,7 @@ def target_specs(examples, n: int, seed: int, kind: str = "window", uncovered: b
         train = [e.performance for e in examples if e.split == "train" and e.performance.ugf_hz
                  and e.performance.pm_deg is not None and e.performance.gain_db is not None]
         specs = (s for s in specs if not _met_by_any(s, train))
+    specs = (s for k, s in enumerate(specs) if k >= skip)
     return [s for _, s in zip(range(n), specs)]
 
 
@@ -114,10 +120,28 @@ def random_topologies(n: int, seed: int) -> list[Circuit]:
     return [gen.draw_values(gen.draw_topology()) for _ in range(n)]
 
 
+def proposals(m: str, spec: Spec, args, k: int, model, refine, retrieval, miller):
+    """Method m's candidates for spec k, and how it would propose again when ngspice finds none of
+    them meeting the spec (design_loop's `more`): the model samples wider (as `cktflow generate`
+    does), random draws more, retrieval takes the next nearest; the fixed topology has no second guess."""
+    n = args.n_candidates
+    if m == "a":
+        from cktflow.model.sample import WIDER_SEED, WIDER_TEMPERATURES, propose_with_model
+        return (propose_with_model(model, spec, n, seed=args.seed + k, refine=refine),
+                lambda: propose_with_model(model, spec, n, seed=args.seed + k + WIDER_SEED, refine=refine,
+                                           temperatures=WIDER_TEMPERATURES))
+    if m == "b":
+        return (random_topologies(n, seed=args.seed * 100_000 + k),
+                lambda: random_topologies(n, seed=args.seed * 100_000 + k + 50_000))
+    if m == "c":
+        return [miller], None
+    return retrieval.nearest(spec, n), lambda: retrieval.nearest(spec, 2 * n)[n:]
+
+
 def run(args) -> dict:
     from cktflow.model.data import load_examples
     examples = load_examples()
-    specs = target_specs(examples, args.n_specs, args.seed, args.kind, args.uncovered)
+    specs = target_specs(examples, args.n_specs, args.seed, args.kind, args.uncovered, args.skip)
     miller = Circuit.from_json(MILLER.read_text())
     retrieval = Retrieval(examples) if "d" in args.methods else None
     model = refine = None
@@ -131,19 +155,12 @@ def run(args) -> dict:
         for k, spec in enumerate(specs):
             for m in args.methods:
                 t0 = time.perf_counter()
-                if m == "a":
-                    from cktflow.model.sample import propose_with_model
-                    cands = propose_with_model(model, spec, args.n_candidates, seed=args.seed + k, refine=refine)
-                elif m == "b":
-                    cands = random_topologies(args.n_candidates, seed=args.seed * 100_000 + k)
-                elif m == "c":
-                    cands = [miller]
-                else:
-                    cands = retrieval.nearest(spec, args.n_candidates)
+                cands, more = proposals(m, spec, args, k, model, refine, retrieval, miller)
                 res = design_loop(spec, cands, METHODS[m], pool, budget=args.budget, top_k=args.top_k, want=1,
-                                  seed=args.seed + k, config=config)
+                                  seed=args.seed + k, config=config, more=None if args.no_second else more)
                 rows[m].append({"spec": spec.name, "success": bool(res.verified), "simulations": res.simulations,
                                 "seconds": time.perf_counter() - t0, "candidates": res.candidates,
+                                "second_batch": res.second_batch,
                                 "closest_shortfall": None if res.verified else (res.closest.shortfall if res.closest else None)})
             if args.json:     # after every spec, so an interrupted run still leaves its figures
                 args.json.write_text(json.dumps({"partial": True, "rows": rows}, indent=1))
@@ -154,7 +171,7 @@ def run(args) -> dict:
     kind = args.kind + (" uncovered" if args.uncovered else "")
     return {"flywheel": flywheel_rounds, "n_specs": len(specs), "kind": kind, "budget": args.budget,
             "n_candidates": args.n_candidates, "top_k": args.top_k,
-            "margin": args.margin, "rows": rows, "summary": {METHODS[m]: summarise(rows[m]) for m in args.methods}}
+            "margin": args.margin, "rows": rows, "summary": {METHODS[m]: summarise(rows[m], args.budget) for m in args.methods}}
 
 
 def run_flywheel(args, specs: list[Spec], examples, pool) -> list[dict]:
@@ -178,9 +195,15 @@ def run_flywheel(args, specs: list[Spec], examples, pool) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "rows"} for r in rounds]
 
 
-def summarise(rows: list[dict]) -> dict:
+#: checkpoints of the success-versus-simulations curve (and the budget itself)
+WITHIN = (20, 50, 100)
+
+
+def summarise(rows: list[dict], budget: int) -> dict:
     ok = [r for r in rows if r["success"]]
-    return {"success_rate": len(ok) / len(rows) if rows else 0.0,
+    within = {b: sum(r["simulations"] <= b for r in ok) / len(rows) if rows else 0.0
+              for b in sorted({*(b for b in WITHIN if b < budget), budget})}
+    return {"success_rate": len(ok) / len(rows) if rows else 0.0, "success_within": within,
             "median_simulations": statistics.median(r["simulations"] for r in ok) if ok else None,
             "median_seconds": statistics.median(r["seconds"] for r in ok) if ok else None,
             "mean_seconds_all": statistics.mean(r["seconds"] for r in rows) if rows else None}
@@ -194,6 +217,11 @@ def print_table(out: dict) -> None:
         sims = "-" if s["median_simulations"] is None else f"{s['median_simulations']:.0f}"
         wall = "-" if s["median_seconds"] is None else f"{s['median_seconds']:.2f}"
         print(f"{name:<10} {100 * s['success_rate']:>7.1f}% {sims:>12} {wall:>14}")
+    budgets = list(next(iter(out["summary"].values()))["success_within"]) if out["summary"] else []
+    print("success within the first B simulations of the same runs (an anytime curve, not separate runs):")
+    print(f"{'method':<10} " + " ".join(f"{'B=' + str(b):>8}" for b in budgets))
+    for name, s in out["summary"].items():
+        print(f"{name:<10} " + " ".join(f"{100 * s['success_within'][b]:>7.1f}%" for b in budgets))
 
 
 def print_flywheel(rounds: list[dict]) -> None:
@@ -212,12 +240,17 @@ def main() -> None:
     ap.add_argument("--kind", choices=("window", "min"), default="window", help="shape of the target specs")
     ap.add_argument("--uncovered", action="store_true",
                     help="only specs that no training circuit meets as measured (outside the data's coverage)")
+    ap.add_argument("--skip", type=int, default=0, metavar="N",
+                    help="pass over the first N specs of the draw (--skip 100: a development set disjoint "
+                         "from the default benchmark)")
     ap.add_argument("--budget", type=int, default=200, help="ngspice runs per spec and method")
     ap.add_argument("--n-candidates", type=int, default=20, help="candidates per spec for (a), (b), (d)")
     ap.add_argument("--top-k", type=int, default=4, help="candidates sized per spec")
     ap.add_argument("--margin", type=float, default=0.01, help="sizing stop margin (normalised)")
     ap.add_argument("--methods", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
     ap.add_argument("--checkpoint", default=None, help="model checkpoint for (a) (default: the shipped one)")
+    ap.add_argument("--no-second", action="store_true",
+                    help="no second batch of candidates when the first meets nothing (the loop before it had one)")
     ap.add_argument("--no-refine", action="store_true", help="(a) without refinement of the decoded device values")
     ap.add_argument("--flywheel", type=int, default=0, metavar="N",
                     help="also measure one flywheel round on the first N specs (0: skip)")

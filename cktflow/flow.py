@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from spice_sim import LocalSimulator, SimJob, SimResult, check_netlist
 from spice_sim.errors import UnsafeNetlistError
@@ -155,6 +155,7 @@ class LoopResult:
     candidates: int                   # distinct candidates simulated
     duplicates: int                   # candidates dropped as duplicates (same canonical hash)
     invalid: int                      # candidates that could not be realised (never simulated)
+    second_batch: int = 0             # candidates of the second, wider proposal (0: not asked for)
 
     @property
     def verified(self) -> list[Outcome]:
@@ -170,18 +171,22 @@ class LoopResult:
         return {"spec": self.spec.to_dict(), "success": bool(self.verified), "verified": len(self.verified),
                 "simulations": self.simulations, "verification_runs": self.verification_runs,
                 "seconds": self.seconds, "candidates": self.candidates, "duplicates": self.duplicates,
-                "invalid": self.invalid,
+                "invalid": self.invalid, "second_batch": self.second_batch,
                 "closest_shortfall": None if self.verified or closest is None else closest.shortfall,
                 "outcomes": [o.to_dict() for o in self.outcomes]}
 
 
 def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None, *, budget: int = 200,
                 top_k: int = 4, want: int = 1, seed: int = 0, config: "SizingConfig | None" = None,
-                progress: bool = False, history_dir: str | Path | None = None, waves: int = 3) -> LoopResult:
+                progress: bool = False, history_dir: str | Path | None = None, waves: int = 3,
+                more: Callable[[], Sequence[Circuit]] | None = None) -> LoopResult:
     """From candidate circuits to verified ones within `budget` ngspice runs (first simulations included).
 
-    Duplicates (by canonical hash) are dropped; the candidates are simulated in one batch and ranked
-    by the sizing objective (shortfall first); candidates already meeting the spec with the sizing
+    Duplicates (by canonical hash) are dropped; the candidates are simulated in one batch. When fewer
+    than `want` meet the spec as proposed and `more` is given, it is called once for a second batch
+    of candidates (a wider proposal), which is simulated too (budget permitting): a guess that
+    ngspice shows to be off says more than any sizing of it can. All are ranked by the sizing
+    objective (shortfall first); candidates already meeting the spec with the sizing
     margin need no sizing; otherwise the best `top_k` are sized in lockstep, each starting from its
     first simulation, sharing the remaining budget by successive halving (`size_many`), until `want`
     circuits meet the spec; while none does, the next `top_k` join every 64 simulations, up to
@@ -195,28 +200,47 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
         raise ValueError("budget, top_k, want and waves must be at least 1")
     config = config or SizingConfig()
     t0 = time.perf_counter()
-    unique, seen = [], set()
-    for c in circuits:
-        h = c.canonical_hash()
-        if h not in seen:
-            seen.add(h)
-            unique.append(c)
-    duplicates = len(circuits) - len(unique)
-    unique = unique[:budget]
+    seen: set[str] = set()
+
+    def distinct(batch: Sequence[Circuit], room: int) -> tuple[list[Circuit], int]:
+        """The first `room` circuits of batch not seen before, and how many repeats were passed over."""
+        out, repeats = [], 0
+        for c in batch:
+            if len(out) == room:
+                break
+            h = c.canonical_hash()
+            if h in seen:
+                repeats += 1
+            else:
+                seen.add(h)
+                out.append(c)
+        return out, repeats
+
+    unique, duplicates = distinct(circuits, budget)
+    margin = config.stop_margin
     own_pool = pool is None
     if own_pool:
         pool = SerialPool()
     try:
         first = simulate(unique, pool, progress=progress)
-        invalid = sum(r.failure == INVALID for r in first)
-        sims = len(unique) - invalid
-        margin = config.stop_margin
+        sims = sum(r.failure != INVALID for r in first)
+        second = 0
+        if more is not None and sims < budget and sum(_met_with_margin(spec, r, margin) for r in first) < want:
+            extra, dropped = distinct(more(), budget - sims)
+            duplicates += dropped
+            second = len(extra)
+            log.info("fewer than %d candidate(s) meet the spec as proposed: simulating %d more from a wider "
+                     "proposal", want, second)
+            first += simulate(extra, pool, progress=progress)
+            unique += extra
+            sims = sum(r.failure != INVALID for r in first)
+        invalid = len(first) - sims
         ys = [score(spec, c, r, margin) for c, r in zip(unique, first)]
         shortfalls = [spec.shortfall(r.performance if r.ok else None) for r in first]
         order = sorted((i for i in range(len(unique)) if first[i].failure != INVALID), key=lambda i: ys[i])
         ready = [i for i in order if _met_with_margin(spec, first[i], margin)][:max(want, top_k)]
-        log.info("%d candidate(s) simulated (%d duplicate(s), %d invalid); %d meet the spec as proposed; "
-                 "best shortfall %.3g", sims, duplicates, invalid, len(ready),
+        log.info("%d candidate(s) simulated (%d duplicate(s), %d invalid, %d in a second batch); %d meet the "
+                 "spec as proposed; best shortfall %.3g", sims, duplicates, invalid, second, len(ready),
                  min((shortfalls[i] for i in order), default=float("nan")))
         sized: dict[int, SizingResult] = {}
         left = budget - sims
@@ -250,7 +274,7 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
                     key=lambda o: score(spec, o.circuit, o.verification, margin))
     rest = sorted((o for o in outcomes if not o.passed), key=lambda o: o.shortfall)
     return LoopResult(spec, passed + rest, sims, len(checks), time.perf_counter() - t0, len(unique) - invalid,
-                      duplicates, invalid)
+                      duplicates, invalid, second)
 
 
 def _met_with_margin(spec: Spec, result: SimResult, margin: float) -> bool:
@@ -263,15 +287,19 @@ def generate(spec: Spec, n: int = 32, *, top_k: int = 4, budget: int = 200, want
              history_dir: str | Path | None = None) -> LoopResult:
     """The main job: the model proposes `n` candidates for `spec` (guided sampling, device values
     refined by its performance predictor), then `design_loop`."""
-    from .model.sample import propose
+    from .model.sample import WIDER_SEED, WIDER_TEMPERATURES, propose
 
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     t0 = time.perf_counter()
     candidates = propose(spec, n, checkpoint=checkpoint, guidance=guidance, refine=refine, seed=seed)
     log.info("the model proposed %d candidate(s) in %.1f s", len(candidates), time.perf_counter() - t0)
+
+    def wider() -> list[Circuit]:
+        return propose(spec, n, checkpoint=checkpoint, guidance=guidance, refine=refine, seed=seed + WIDER_SEED,
+                       temperatures=WIDER_TEMPERATURES)
     result = design_loop(spec, candidates, "model", pool, budget=budget, top_k=top_k, want=want, seed=seed,
-                         config=config, progress=progress, history_dir=history_dir)
+                         config=config, progress=progress, history_dir=history_dir, more=wider)
     result.seconds = time.perf_counter() - t0      # sampling included
     return result
 

@@ -62,7 +62,8 @@ def design_report_markdown(result, files: list[dict], provenance: dict) -> str:
         c = result.closest
         miss = "no circuit could be simulated" if c is None else f"the closest misses by a normalised shortfall of {c.shortfall:.3g}"
         lines.append(f"**No circuit met the spec**: {miss}.")
-    lines += ["", f"{result.candidates} distinct candidate(s) ({result.duplicates} duplicate(s) dropped, "
+    second = f", {result.second_batch} of them from a second, wider proposal" if result.second_batch else ""
+    lines += ["", f"{result.candidates} distinct candidate(s){second} ({result.duplicates} duplicate(s) dropped, "
               f"{result.invalid} invalid), {result.simulations} ngspice simulations plus "
               f"{result.verification_runs} verification run(s), {result.seconds:.1f} s."]
     if provenance:

@@ -35,6 +35,15 @@ def test_propose_spreads_over_topologies():
     assert len(set(topologies)) == first_repeat >= 2
 
 
+def test_wider_proposal_reaches_more_topologies():
+    # the closed loop's second batch (cktflow.flow.generate) samples at WIDER_TEMPERATURES
+    from cktflow.model.sample import WIDER_TEMPERATURES
+    narrow = propose(SPEC, 20, seed=5, temperatures=(1.0,), refine=False)
+    wide = propose(SPEC, 20, seed=5, temperatures=WIDER_TEMPERATURES, refine=False)
+    assert len(wide) == 20 and all(is_valid(c) for c in wide)
+    assert len({c.topology_hash() for c in wide}) > len({c.topology_hash() for c in narrow})
+
+
 def test_topology_round_robin_takes_each_topology_in_rank_order():
     miller = Circuit.from_json(open("examples/circuits/two_stage_miller.json").read())
     other = Circuit.from_json(open("examples/circuits/three_stage_feedforward.json").read())
