@@ -225,12 +225,13 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
         first = simulate(unique, pool, progress=progress)
         sims = sum(r.failure != INVALID for r in first)
         second = 0
-        if more is not None and sims < budget and sum(_met_with_margin(spec, r, margin) for r in first) < want:
+        met = sum(_met_with_margin(spec, r, margin) for r in first)
+        if more is not None and sims < budget and met < want:
             extra, dropped = distinct(more(), budget - sims)
             duplicates += dropped
             second = len(extra)
-            log.info("fewer than %d candidate(s) meet the spec as proposed: simulating %d more from a wider "
-                     "proposal", want, second)
+            log.info("%d of %d candidate(s) meet the spec as proposed (%d wanted): simulating %d more from a "
+                     "wider proposal", met, sims, want, second)
             first += simulate(extra, pool, progress=progress)
             unique += extra
             sims = sum(r.failure != INVALID for r in first)

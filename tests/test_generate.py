@@ -64,4 +64,5 @@ def test_generate_unreachable_spec_exits_1_and_names_the_closest(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert not report["success"] and report["closest_shortfall"] > 0
     assert report["simulations"] <= 24
+    assert report["second_batch"] >= 1 and report["candidates"] > 4     # the model proposed again, wider
     assert not any(o["verified"] for o in report["outcomes"])
