@@ -8,7 +8,9 @@ Target specs are feasible by construction: each comes from one measured circuit 
   min               gain >= -3 dB, UGF >= / 10^0.1, PM >= -5 deg of the measured values (one-sided).
 Only circuits with a UGF and a design phase margin in (0, 180] deg give specs (a larger "margin"
 means phase lead at the UGF, which no designer asks for). --uncovered keeps only the specs that no
-training circuit meets as measured: there a lookup has nothing to copy and must size too. Every method gets the same budget of ngspice runs per spec, its candidates' first
+training circuit meets as measured: there a lookup has nothing to copy and must size too. --fresh N
+takes the specs from N circuits drawn afresh (another generator seed; topologies no training circuit
+has) instead of the test split. Every method gets the same budget of ngspice runs per spec, its candidates' first
 simulations included, and the same sizing (cktflow.sizing via cktflow.flow.design_loop):
 
   (a) model      cktflow's model proposes candidates for the spec (guided sampling)
@@ -46,6 +48,7 @@ from cktflow.spec import SHORTFALL_SCALE, Bound, Spec
 ROOT = Path(__file__).resolve().parents[1]
 MILLER = ROOT / "examples" / "circuits" / "two_stage_miller.json"
 LOOSEN = {"gain_db": 3.0, "ugf_decades": 0.1, "pm_deg": 5.0}          # kind "min"
+FRESH_SEED = 1000                                                      # --fresh: generator seed offset
 WINDOW = {"gain_db": 5.0, "ugf_decades": 0.15, "pm_deg": 10.0}         # kind "window": half-widths
 METHODS = {"a": "model", "b": "random", "c": "miller", "d": "retrieval"}
 
@@ -63,20 +66,32 @@ def spec_from(perf, name: str, kind: str = "window") -> Spec:
 
 
 def target_specs(examples, n: int, seed: int, kind: str = "window", uncovered: bool = False,
-                 skip: int = 0) -> list[Spec]:
-    """n specs from random test circuits; with `uncovered`, only specs that no training circuit
-    meets as measured (so a lookup's first simulations cannot meet them either). `skip` passes over
-    the first specs of the draw: `--skip 100` gives a development set disjoint from the default 100."""
-    test = [e for e in examples if e.split == "test" and e.performance.ugf_hz is not None
-            and e.performance.pm_deg is not None and 0 < e.performance.pm_deg <= 180]
-    pick = np.random.default_rng(seed).permutation(len(test))
-    specs = (spec_from(test[i].performance, f"test-{i}", kind) for i in pick)
+                 skip: int = 0, fresh: list | None = None) -> list[Spec]:
+    """n specs from random test circuits (or from `fresh` performances, see fresh_performances); with
+    `uncovered`, only specs that no training circuit meets as measured (so a lookup's first
+    simulations cannot meet them either). `skip` passes over the first specs of the draw: `--skip
+    100` gives a development set disjoint from the default 100."""
+    prefix, perfs = ("fresh", fresh) if fresh is not None else ("test", [e.performance for e in examples
+                                                                          if e.split == "test"])
+    perfs = [p for p in perfs if p.ugf_hz is not None and p.pm_deg is not None and 0 < p.pm_deg <= 180]
+    pick = np.random.default_rng(seed).permutation(len(perfs))
+    specs = (spec_from(perfs[i], f"{prefix}-{i}", kind) for i in pick)
     if uncovered:
         train = [e.performance for e in examples if e.split == "train" and e.performance.ugf_hz
                  and e.performance.pm_deg is not None and e.performance.gain_db is not None]
         specs = (s for s in specs if not _met_by_any(s, train))
     specs = (s for k, s in enumerate(specs) if k >= skip)
     return [s for _, s in zip(range(n), specs)]
+
+
+def fresh_performances(examples, n: int, seed: int, pool) -> list:
+    """ngspice-measured performances of n circuits drawn afresh by the Ckt-Bench-101 procedure
+    (generator seed FRESH_SEED + seed; the dataset is seed 1), keeping only topologies that no
+    training circuit has: specs from circuits that were never in the data at all."""
+    from cktflow.simulate import simulate
+    train = {e.circuit.topology_hash() for e in examples if e.split == "train"}
+    circuits = [c for c in OcbGenerator(seed=FRESH_SEED + seed).take(n) if c.topology_hash() not in train]
+    return [r.performance for r in simulate(circuits, pool, progress=False) if r.ok]
 
 
 def _met_by_any(spec: Spec, perfs) -> bool:
@@ -141,7 +156,12 @@ def proposals(m: str, spec: Spec, args, k: int, model, refine, retrieval, miller
 def run(args) -> dict:
     from cktflow.model.data import load_examples
     examples = load_examples()
-    specs = target_specs(examples, args.n_specs, args.seed, args.kind, args.uncovered, args.skip)
+    fresh = None
+    if args.fresh:
+        with SerialPool() as pool:
+            fresh = fresh_performances(examples, args.fresh, args.seed, pool)
+        print(f"{len(fresh)} fresh circuits of topologies outside the training split measured", file=sys.stderr)
+    specs = target_specs(examples, args.n_specs, args.seed, args.kind, args.uncovered, args.skip, fresh)
     miller = Circuit.from_json(MILLER.read_text())
     retrieval = Retrieval(examples) if "d" in args.methods else None
     model = refine = None
@@ -168,7 +188,7 @@ def run(args) -> dict:
             print(f"[{k + 1}/{len(specs)}] " + "  ".join(f"{METHODS[m]} {done[m]}" for m in args.methods),
                   file=sys.stderr, flush=True)
         flywheel_rounds = run_flywheel(args, specs[:args.flywheel], examples, pool) if args.flywheel else None
-    kind = args.kind + (" uncovered" if args.uncovered else "")
+    kind = args.kind + (" uncovered" if args.uncovered else "") + (f" fresh-{args.fresh}" if args.fresh else "")
     return {"flywheel": flywheel_rounds, "n_specs": len(specs), "kind": kind, "budget": args.budget,
             "n_candidates": args.n_candidates, "top_k": args.top_k,
             "margin": args.margin, "rows": rows, "summary": {METHODS[m]: summarise(rows[m], args.budget) for m in args.methods}}
@@ -240,6 +260,9 @@ def main() -> None:
     ap.add_argument("--kind", choices=("window", "min"), default="window", help="shape of the target specs")
     ap.add_argument("--uncovered", action="store_true",
                     help="only specs that no training circuit meets as measured (outside the data's coverage)")
+    ap.add_argument("--fresh", type=int, default=0, metavar="N",
+                    help="specs from N circuits drawn afresh (Ckt-Bench-101 procedure, another generator seed, "
+                         "topologies outside the training split) instead of the test split")
     ap.add_argument("--skip", type=int, default=0, metavar="N",
                     help="pass over the first N specs of the draw (--skip 100: a development set disjoint "
                          "from the default benchmark)")
