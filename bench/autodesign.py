@@ -10,8 +10,9 @@ Only circuits with a UGF and a design phase margin in (0, 180] deg give specs (a
 means phase lead at the UGF, which no designer asks for). --uncovered keeps only the specs that no
 training circuit meets as measured: there a lookup has nothing to copy and must size too. --fresh N
 takes the specs from N circuits drawn afresh (another generator seed; topologies no training circuit
-has) instead of the test split. Every method gets the same budget of ngspice runs per spec, its candidates' first
-simulations included, and the same sizing (cktflow.sizing via cktflow.flow.design_loop):
+has) instead of the test split. Every method gets the same budget of ngspice runs per spec, its
+candidates' first simulations included, and the same sizing (cktflow.sizing via
+cktflow.flow.design_loop):
 
   (a) model      cktflow's model proposes candidates for the spec (guided sampling)
   (b) random     random OCB topologies (Ckt-Bench-101 procedure, random values)
@@ -141,10 +142,9 @@ def proposals(m: str, spec: Spec, args, k: int, model, refine, retrieval, miller
     does), random draws more, retrieval takes the next nearest; the fixed topology has no second guess."""
     n = args.n_candidates
     if m == "a":
-        from cktflow.model.sample import WIDER_SEED, WIDER_TEMPERATURES, propose_with_model
+        from cktflow.model.sample import propose_with_model, propose_wider
         return (propose_with_model(model, spec, n, seed=args.seed + k, refine=refine),
-                lambda: propose_with_model(model, spec, n, seed=args.seed + k + WIDER_SEED, refine=refine,
-                                           temperatures=WIDER_TEMPERATURES))
+                lambda: propose_wider(model, spec, n, seed=args.seed + k, refine=refine))
     if m == "b":
         return (random_topologies(n, seed=args.seed * 100_000 + k),
                 lambda: random_topologies(n, seed=args.seed * 100_000 + k + 50_000))
@@ -273,7 +273,7 @@ def main() -> None:
     ap.add_argument("--methods", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
     ap.add_argument("--checkpoint", default=None, help="model checkpoint for (a) (default: the shipped one)")
     ap.add_argument("--no-second", action="store_true",
-                    help="no second batch of candidates when the first meets nothing (the loop before it had one)")
+                    help="no second batch of candidates when the first meets nothing (the loop as it was before)")
     ap.add_argument("--no-refine", action="store_true", help="(a) without refinement of the decoded device values")
     ap.add_argument("--flywheel", type=int, default=0, metavar="N",
                     help="also measure one flywheel round on the first N specs (0: skip)")

@@ -288,7 +288,7 @@ def generate(spec: Spec, n: int = 32, *, top_k: int = 4, budget: int = 200, want
              history_dir: str | Path | None = None) -> LoopResult:
     """The main job: the model proposes `n` candidates for `spec` (guided sampling, device values
     refined by its performance predictor), then `design_loop`."""
-    from .model.sample import WIDER_SEED, WIDER_TEMPERATURES, propose
+    from .model.sample import load_model, load_refinement, propose, propose_wider
 
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
@@ -297,8 +297,8 @@ def generate(spec: Spec, n: int = 32, *, top_k: int = 4, budget: int = 200, want
     log.info("the model proposed %d candidate(s) in %.1f s", len(candidates), time.perf_counter() - t0)
 
     def wider() -> list[Circuit]:
-        return propose(spec, n, checkpoint=checkpoint, guidance=guidance, refine=refine, seed=seed + WIDER_SEED,
-                       temperatures=WIDER_TEMPERATURES)
+        return propose_wider(load_model(checkpoint), spec, n, guidance=guidance, seed=seed,
+                             refine=load_refinement(checkpoint) if refine else None)
     result = design_loop(spec, candidates, "model", pool, budget=budget, top_k=top_k, want=want, seed=seed,
                          config=config, progress=progress, history_dir=history_dir, more=wider)
     result.seconds = time.perf_counter() - t0      # sampling included

@@ -33,7 +33,7 @@ from .train import load_checkpoint, model_from_checkpoint
 __all__ = ["default_checkpoint", "load_model", "load_refinement", "Refinement", "Guidance", "VectorTarget",
            "vector_target", "sample_latents", "guide", "decode_latents", "generate_for_classes",
            "generate_for_vector", "propose", "propose_with_model", "refine_for_spec", "predicted_shortfall",
-           "topology_round_robin"]
+           "propose_wider", "topology_round_robin"]
 
 log = logging.getLogger(__name__)
 
@@ -359,6 +359,14 @@ def propose_with_model(model: CktGen, spec: Spec, n: int, *, guidance: bool = Tr
     score = predicted_shortfall(model, cands, target)
     order = sorted(range(len(cands)), key=lambda i: (float(score[i]), i))
     return topology_round_robin([cands[i] for i in order], n)
+
+
+def propose_wider(model: CktGen, spec: Spec, n: int, *, guidance: bool = True, seed: int = 0,
+                  refine: Refinement | None = None) -> list[Circuit]:
+    """The closed loop's second proposal for a spec whose first candidates (`propose_with_model` with
+    the same seed) all missed: n more, sampled at WIDER_TEMPERATURES from other latents."""
+    return propose_with_model(model, spec, n, guidance=guidance, seed=seed + WIDER_SEED, refine=refine,
+                              temperatures=WIDER_TEMPERATURES)
 
 
 def topology_round_robin(ranked: Sequence[Circuit], n: int) -> list[Circuit]:
