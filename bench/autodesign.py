@@ -144,7 +144,8 @@ def proposals(m: str, spec: Spec, args, k: int, model, refine, retrieval, miller
     if m == "a":
         from cktflow.model.sample import propose_with_model, propose_wider
         return (propose_with_model(model, spec, n, seed=args.seed + k, refine=refine),
-                lambda: propose_wider(model, spec, n, seed=args.seed + k, refine=refine))
+                lambda: propose_wider(model, spec, n, seed=args.seed + k, refine=refine,
+                                      **({"temperatures": (args.wider_temperature,)} if args.wider_temperature else {})))
     if m == "b":
         return (random_topologies(n, seed=args.seed * 100_000 + k),
                 lambda: random_topologies(n, seed=args.seed * 100_000 + k + 50_000))
@@ -274,6 +275,8 @@ def main() -> None:
     ap.add_argument("--checkpoint", default=None, help="model checkpoint for (a) (default: the shipped one)")
     ap.add_argument("--no-second", action="store_true",
                     help="no second batch of candidates when the first meets nothing (the loop as it was before)")
+    ap.add_argument("--wider-temperature", type=float, default=None, metavar="T",
+                    help="(a)'s second proposal at temperature T (default: cktflow's WIDER_TEMPERATURES)")
     ap.add_argument("--no-refine", action="store_true", help="(a) without refinement of the decoded device values")
     ap.add_argument("--flywheel", type=int, default=0, metavar="N",
                     help="also measure one flywheel round on the first N specs (0: skip)")

@@ -362,11 +362,12 @@ def propose_with_model(model: CktGen, spec: Spec, n: int, *, guidance: bool = Tr
 
 
 def propose_wider(model: CktGen, spec: Spec, n: int, *, guidance: bool = True, seed: int = 0,
-                  refine: Refinement | None = None) -> list[Circuit]:
+                  refine: Refinement | None = None,
+                  temperatures: Sequence[float] = WIDER_TEMPERATURES) -> list[Circuit]:
     """The closed loop's second proposal for a spec whose first candidates (`propose_with_model` with
-    the same seed) all missed: n more, sampled at WIDER_TEMPERATURES from other latents."""
+    the same seed) all missed: n more, sampled wider (WIDER_TEMPERATURES) from other latents."""
     return propose_with_model(model, spec, n, guidance=guidance, seed=seed + WIDER_SEED, refine=refine,
-                              temperatures=WIDER_TEMPERATURES)
+                              temperatures=temperatures)
 
 
 def topology_round_robin(ranked: Sequence[Circuit], n: int) -> list[Circuit]:
