@@ -142,10 +142,10 @@ def proposals(m: str, spec: Spec, args, k: int, model, refine, retrieval, miller
     does), random draws more, retrieval takes the next nearest; the fixed topology has no second guess."""
     n = args.n_candidates
     if m == "a":
-        from cktflow.model.sample import propose_with_model, propose_wider
+        from cktflow.model.sample import WIDER_TEMPERATURES, propose_with_model, propose_wider
+        wider = (args.wider_temperature,) if args.wider_temperature else WIDER_TEMPERATURES
         return (propose_with_model(model, spec, n, seed=args.seed + k, refine=refine),
-                lambda: propose_wider(model, spec, n, seed=args.seed + k, refine=refine,
-                                      **({"temperatures": (args.wider_temperature,)} if args.wider_temperature else {})))
+                lambda: propose_wider(model, spec, n, seed=args.seed + k, refine=refine, temperatures=wider))
     if m == "b":
         return (random_topologies(n, seed=args.seed * 100_000 + k),
                 lambda: random_topologies(n, seed=args.seed * 100_000 + k + 50_000))
