@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cktflow.circuit import Circuit, CircuitFormatError, Node, OcbGenerator, validity_problems
+from cktflow.circuit import Circuit, CircuitFormatError, Node, OcbGenerator, one_topology_at_a_time, validity_problems
 
 
 def miller() -> Circuit:
@@ -88,3 +88,16 @@ def test_missing_values_are_named():
 def test_bad_json_is_rejected_with_a_message(text, message):
     with pytest.raises(CircuitFormatError, match=message.replace("[", r"\[").replace("]", r"\]")):
         Circuit.from_json(text)
+
+
+def test_one_topology_at_a_time_keeps_rank_order_within_each_round():
+    a1, a2, a3 = (miller().with_values({(4, "C"): v}) for v in (1e-12, 2e-12, 3e-12))
+    other = Circuit.from_json(open("examples/circuits/three_stage_feedforward.json").read())
+    assert other.topology_hash() != a1.topology_hash()
+    node, kind, value = other.device_values()[0]
+    b1, b2 = other, other.with_values({(node, kind): 2 * value})
+    assert one_topology_at_a_time([a1, a2, b1, a3, b2]) == [a1, b1, a2, b2, a3]
+    # on indices, with the topology looked up
+    ranked = [a1, a2, b1]
+    assert one_topology_at_a_time([0, 1, 2], lambda i: ranked[i].topology_hash()) == [0, 2, 1]
+    assert one_topology_at_a_time([]) == []

@@ -68,3 +68,16 @@ def test_second_batch_stays_within_the_budget(circuits, pool):
     spent = Asked([miller])
     res = design_loop(spec, [weak], "test", pool, budget=1, top_k=1, more=spent)
     assert spent.calls == 0 and res.simulations == 1                                 # no room left
+
+
+def test_sizing_takes_one_topology_at_a_time(circuits, pool):
+    """Two near-copies of the Miller rank first, but the second sized circuit is the other topology."""
+    miller, weak, slow, spec = circuits
+    slower = miller.with_values({(4, "C"): 5e-12})
+    other = Circuit.from_json(open("examples/circuits/three_stage_feedforward.json").read())
+    first = simulate([slow, slower, other], pool)
+    gaps = [spec.shortfall(r.performance if r.ok else None) for r in first]
+    assert max(gaps[:2]) < gaps[2]                     # the Miller variants are the two best guesses
+    res = design_loop(spec, [slow, slower, other], "test", pool, budget=12, top_k=2, waves=1)
+    sized = {o.circuit.topology_hash() for o in res.outcomes if o.sizing is not None}
+    assert sized == {miller.topology_hash(), other.topology_hash()}

@@ -7,7 +7,7 @@ torch.set_num_threads(1)   # small models; extra threads only contend on a share
 
 from cktflow.circuit import Circuit, is_valid  # noqa: E402
 from cktflow.model.sample import (Guidance, class_objective, default_checkpoint, guide, load_model,  # noqa: E402
-                                  propose, topology_round_robin, vector_objective, vector_target)
+                                  propose, vector_objective, vector_target)
 from cktflow.spec import parse_spec  # noqa: E402
 
 SPEC = parse_spec("targets:\n  gain_db: {min: 60}\n  ugf_hz: {min: 100MHz}\n  pm_deg: {min: 60}\n")
@@ -42,18 +42,6 @@ def test_wider_proposal_reaches_more_topologies():
     wide = propose(SPEC, 20, seed=5, temperatures=WIDER_TEMPERATURES, refine=False)
     assert len(wide) == 20 and all(is_valid(c) for c in wide)
     assert len({c.topology_hash() for c in wide}) > len({c.topology_hash() for c in narrow})
-
-
-def test_topology_round_robin_takes_each_topology_in_rank_order():
-    miller = Circuit.from_json(open("examples/circuits/two_stage_miller.json").read())
-    other = Circuit.from_json(open("examples/circuits/three_stage_feedforward.json").read())
-    assert other.topology_hash() != miller.topology_hash()
-    a1, a2, a3 = (miller.with_values({(4, "C"): v}) for v in (1e-12, 2e-12, 3e-12))
-    node, kind, value = other.device_values()[0]
-    b1, b2 = other, other.with_values({(node, kind): 2 * value})
-    ranked = [a1, a2, b1, a3, b2]
-    assert topology_round_robin(ranked, 3) == [a1, b1, a2]
-    assert topology_round_robin(ranked, 10) == [a1, b1, a2, b2, a3]
 
 
 def test_propose_is_seeded():

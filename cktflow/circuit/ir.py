@@ -11,12 +11,14 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import networkx as nx
 
 from ..units import format_si
 from .basis import DEVICE_KINDS, NUM_POSITIONS, subgraph_type
+
+T = TypeVar("T")
 
 __all__ = ["Node", "Circuit", "CircuitFormatError"]
 
@@ -239,3 +241,19 @@ def _rank(items: list) -> list[int]:
     order = sorted(set(items))
     index = {v: i for i, v in enumerate(order)}
     return [index[v] for v in items]
+
+
+def one_topology_at_a_time(ranked: Sequence[T], topology: Callable[[T], str] = Circuit.topology_hash) -> list[T]:
+    """`ranked` reordered one topology at a time: the best of every topology (in rank order), then
+    the second best of each, and so on. Near-copies of one circuit would spend a simulation budget
+    on one guess; distinct topologies are distinct guesses. `topology` maps an item to its topology
+    (items may be indices into a list of circuits)."""
+    groups: dict[str, list[T]] = {}
+    for item in ranked:
+        groups.setdefault(topology(item), []).append(item)
+    out: list[T] = []
+    depth = 0
+    while len(out) < len(ranked):
+        out += [g[depth] for g in groups.values() if len(g) > depth]
+        depth += 1
+    return out

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..circuit import Circuit, load_pdk
+from ..circuit import Circuit, load_pdk, one_topology_at_a_time
 from ..circuit.validity import is_valid
 from ..spec import Spec
 from .data import (GAIN_SCALE_DB, LOG_UGF_OFFSET, PM_SCALE_DEG, SPEC_DIM, CircuitTensors, decode_circuit,
@@ -33,7 +33,7 @@ from .train import load_checkpoint, model_from_checkpoint
 __all__ = ["default_checkpoint", "load_model", "load_refinement", "Refinement", "Guidance", "VectorTarget",
            "vector_target", "sample_latents", "guide", "decode_latents", "generate_for_classes",
            "generate_for_vector", "propose", "propose_with_model", "refine_for_spec", "predicted_shortfall",
-           "propose_wider", "topology_round_robin"]
+           "propose_wider"]
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +322,7 @@ def propose(spec: Spec, n: int, checkpoint: str | Path | None = None, guidance: 
     candidates (or max_batches batches ran); refines their device values with the model's
     performance predictor (unless refine=False or the model has none); ranks them by the spec
     heads' predicted shortfall and returns n best first, one topology at a time
-    (`topology_round_robin`). Fewer than n come back only when the model cannot produce that many
+    (`cktflow.circuit.one_topology_at_a_time`). Fewer than n come back only when the model cannot produce that many
     distinct valid circuits. Batch k samples at temperatures[k % len(temperatures)].
     """
     if n < 1:
@@ -358,7 +358,7 @@ def propose_with_model(model: CktGen, spec: Spec, n: int, *, guidance: bool = Tr
         cands = list({c.canonical_hash(): c for c in refine_for_spec(refine, cands, target)}.values())
     score = predicted_shortfall(model, cands, target)
     order = sorted(range(len(cands)), key=lambda i: (float(score[i]), i))
-    return topology_round_robin([cands[i] for i in order], n)
+    return one_topology_at_a_time([cands[i] for i in order])[:n]
 
 
 def propose_wider(model: CktGen, spec: Spec, n: int, *, guidance: bool = True, seed: int = 0,
@@ -368,18 +368,3 @@ def propose_wider(model: CktGen, spec: Spec, n: int, *, guidance: bool = True, s
     the same seed) all missed: n more, sampled wider (WIDER_TEMPERATURES) from other latents."""
     return propose_with_model(model, spec, n, guidance=guidance, seed=seed + WIDER_SEED, refine=refine,
                               temperatures=temperatures)
-
-
-def topology_round_robin(ranked: Sequence[Circuit], n: int) -> list[Circuit]:
-    """The first n of `ranked` taken one topology at a time: the best of every topology (in rank
-    order), then the second best of each, and so on. Near-copies of one circuit would spend the
-    simulation budget on one guess; distinct topologies are distinct guesses."""
-    groups: dict[str, list[Circuit]] = {}
-    for c in ranked:
-        groups.setdefault(c.topology_hash(), []).append(c)
-    out: list[Circuit] = []
-    depth = 0
-    while len(out) < n and any(len(g) > depth for g in groups.values()):
-        out += [g[depth] for g in groups.values() if len(g) > depth][:n - len(out)]
-        depth += 1
-    return out
