@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from spice_sim import LocalSimulator, SimJob, SimResult, check_netlist
 from spice_sim.errors import UnsafeNetlistError
 
-from .circuit import Circuit, CircuitFormatError, one_topology_at_a_time, testbench, validity_problems, wrap_testbench
+from .circuit import (Circuit, CircuitFormatError, one_topology_at_a_time, testbench, validity_problems,
+                      wrap_testbench)
 from .resources import pdk_dir
 from .spec import CheckRow, Spec
 
@@ -189,8 +190,8 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
     objective (shortfall first); candidates already meeting the spec with the sizing
     margin need no sizing; otherwise the best `top_k` are sized in lockstep, one topology at a time
     (the best of each topology before the second best of any: near-copies of one circuit share one
-    topology's limits, which sizing cannot move), each starting from its first simulation, sharing the remaining budget by successive halving (`size_many`), until `want`
-    circuits meet the spec; while none does, the next `top_k` join every 64 simulations, up to
+    topology's limits, which sizing cannot move), each starting from its first simulation, sharing
+    the remaining budget by successive halving (`size_many`), until `want` circuits meet the spec; while none does, the next `top_k` join every 64 simulations, up to
     `waves` groups. Every circuit reported as meeting the spec is re-simulated (the verification
     run) and only that run decides. Without a pool, one local ngspice process serves the whole loop.
     """

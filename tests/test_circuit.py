@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from cktflow.circuit import Circuit, CircuitFormatError, Node, OcbGenerator, one_topology_at_a_time, validity_problems
+from cktflow.circuit import (Circuit, CircuitFormatError, Node, OcbGenerator, one_topology_at_a_time,
+                             validity_problems)
 
 
 def miller() -> Circuit:

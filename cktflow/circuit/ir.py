@@ -20,7 +20,7 @@ from .basis import DEVICE_KINDS, NUM_POSITIONS, subgraph_type
 
 T = TypeVar("T")
 
-__all__ = ["Node", "Circuit", "CircuitFormatError"]
+__all__ = ["Node", "Circuit", "CircuitFormatError", "one_topology_at_a_time"]
 
 #: Significant digits of device values that take part in the canonical hash: values that agree to
 #: this many digits are the same design (float noise from JSON or unit conversion must not matter).

@@ -322,8 +322,8 @@ def propose(spec: Spec, n: int, checkpoint: str | Path | None = None, guidance: 
     candidates (or max_batches batches ran); refines their device values with the model's
     performance predictor (unless refine=False or the model has none); ranks them by the spec
     heads' predicted shortfall and returns n best first, one topology at a time
-    (`cktflow.circuit.one_topology_at_a_time`). Fewer than n come back only when the model cannot produce that many
-    distinct valid circuits. Batch k samples at temperatures[k % len(temperatures)].
+    (`cktflow.circuit.one_topology_at_a_time`). Fewer than n come back only when the model cannot
+    produce that many distinct valid circuits. Batch k samples at temperatures[k % len(temperatures)].
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
