@@ -157,12 +157,6 @@ def proposals(m: str, spec: Spec, args, k: int, model, refine, retrieval, miller
 def run(args) -> dict:
     from cktflow.model.data import load_examples
     examples = load_examples()
-    fresh = None
-    if args.fresh:
-        with SerialPool() as pool:
-            fresh = fresh_performances(examples, args.fresh, args.seed, pool)
-        print(f"{len(fresh)} fresh circuits of topologies outside the training split measured", file=sys.stderr)
-    specs = target_specs(examples, args.n_specs, args.seed, args.kind, args.uncovered, args.skip, fresh)
     miller = Circuit.from_json(MILLER.read_text())
     retrieval = Retrieval(examples) if "d" in args.methods else None
     model = refine = None
@@ -173,6 +167,11 @@ def run(args) -> dict:
     config = SizingConfig(stop_margin=args.margin)
     rows: dict[str, list[dict]] = {m: [] for m in args.methods}
     with SerialPool() as pool:
+        fresh = None
+        if args.fresh:
+            fresh = fresh_performances(examples, args.fresh, args.seed, pool)
+            print(f"{len(fresh)} fresh circuits of topologies outside the training split measured", file=sys.stderr)
+        specs = target_specs(examples, args.n_specs, args.seed, args.kind, args.uncovered, args.skip, fresh)
         for k, spec in enumerate(specs):
             for m in args.methods:
                 t0 = time.perf_counter()

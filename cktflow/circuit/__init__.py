@@ -8,5 +8,5 @@ from .realize import OCB_SWEEP, AcSweep, netlist_body, testbench, wrap_testbench
 from .validity import InvalidCircuitError, analyse, is_valid, validity_problems
 
 __all__ = ["SUBGRAPH_TYPES", "subgraph_type", "OcbGenerator", "Circuit", "CircuitFormatError", "Node",
-           "one_topology_at_a_time", "Pdk", "load_pdk", "OCB_SWEEP", "AcSweep", "netlist_body", "testbench", "wrap_testbench",
-           "InvalidCircuitError", "analyse", "is_valid", "validity_problems"]
+           "one_topology_at_a_time", "Pdk", "load_pdk", "OCB_SWEEP", "AcSweep", "netlist_body", "testbench",
+           "wrap_testbench", "InvalidCircuitError", "analyse", "is_valid", "validity_problems"]
