@@ -476,6 +476,10 @@ def dataset_import(db, fmt, as_json, file):
               help="Decodes of each of the predictor's two on-policy rounds: the trained generator's decodes "
                    "for training conditions, refined and measured in ngspice, on which the predictor is "
                    "fine-tuned (default 10240, about 9 minutes for both rounds; 0 skips them).")
+@click.option("--coverage", type=click.IntRange(0), default=None,
+              help="Decodes of the predictor's coverage round after those: conditions pushed off the training "
+                   "specs, decoded, refined and measured; the circuits that land away from every training "
+                   "circuit join its last fine-tune (default 16384, about 9 minutes; 0 skips it).")
 @click.option("--ship", is_flag=True, help="Install the trained weights as the package's default model.")
 @click.option("--finetune", is_flag=True,
               help="Continue from --checkpoint (default: the shipped model) on the dataset's current training "
@@ -483,7 +487,7 @@ def dataset_import(db, fmt, as_json, file):
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="With --finetune: the model to continue from.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary; no progress bar.")
 def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, with_evaluator, with_predictor,
-                  onpolicy, ship, finetune, checkpoint, as_json):
+                  onpolicy, coverage, ship, finetune, checkpoint, as_json):
     """Train the CktGen model (with its performance predictor and evaluator network) on the
     dataset's training split.
 
@@ -512,7 +516,7 @@ def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, w
     try:
         summary = run_recipe(recipe_name, db=db, out_dir=out, resume=resume, seed=seed, device=device,
                              epochs=epochs, threads=threads, evaluator=with_evaluator, predictor=with_predictor,
-                             onpolicy=onpolicy, ship=ship, progress=not as_json)
+                             onpolicy=onpolicy, coverage=coverage, ship=ship, progress=not as_json)
     except (ValueError, FileNotFoundError) as exc:
         raise InputProblem(str(exc)) from None
     if as_json:

@@ -204,18 +204,19 @@ def _train_beside(data: TensorData, predictor_path: str | None, evaluator_path: 
 
 def run_recipe(recipe_name: str = "default", *, db=None, out_dir: str | Path | None = None, resume: bool = False,
                seed: int | None = None, device: str = "auto", epochs: int | None = None, threads: int | None = None,
-               evaluator: bool = True, predictor: bool = True, onpolicy: int | None = None, ship: bool = False,
-               progress: bool = True) -> dict:
+               evaluator: bool = True, predictor: bool = True, onpolicy: int | None = None,
+               coverage: int | None = None, ship: bool = False, progress: bool = True) -> dict:
     """What `cktflow train` does: load the dataset's train split, train a recipe (resumable) and,
     beside it in a second process, the performance predictor (which refines decoded device values)
     and the evaluator network; then give the predictor its on-policy rounds on the trained
     generator's decodes (`onpolicy` decodes a round, default ONPOLICY_DECODES, 0 skips them;
-    cktflow.model.onpolicy), and optionally install the weights as the shipped model.
+    cktflow.model.onpolicy) and its coverage round (`coverage` decodes, default COVERAGE_DECODES, 0
+    skips it), and optionally install the weights as the shipped model.
 
     Returns a summary: paths, epochs, seconds, final losses.
     """
     # both import this module: top-level imports would be circular
-    from .onpolicy import ONPOLICY_DECODES, self_train_predictor
+    from .onpolicy import COVERAGE_DECODES, ONPOLICY_DECODES, coverage_train_predictor, self_train_predictor
     from .predictor import PREDICTOR_NAME
 
     if threads is not None:
@@ -230,9 +231,11 @@ def run_recipe(recipe_name: str = "default", *, db=None, out_dir: str | Path | N
             raise ValueError(f"epochs must be at least 1, got {epochs}")
         tcfg.epochs = epochs
     out = Path(out_dir) if out_dir else Path("runs") / recipe_name
-    if onpolicy is not None and onpolicy < 0:
-        raise ValueError(f"onpolicy must be at least 0, got {onpolicy}")
+    for name, value in (("onpolicy", onpolicy), ("coverage", coverage)):
+        if value is not None and value < 0:
+            raise ValueError(f"{name} must be at least 0, got {value}")
     onpolicy = ONPOLICY_DECODES if onpolicy is None else onpolicy
+    coverage = COVERAGE_DECODES if coverage is None else coverage
     examples = load_examples(db)
     train_examples = [e for e in examples if e.split == "train"]
     data = build_tensor_data(train_examples)
@@ -260,11 +263,15 @@ def run_recipe(recipe_name: str = "default", *, db=None, out_dir: str | Path | N
     finally:
         if side is not None and side.is_alive():
             side.terminate()
-    onpolicy_round = None
+    onpolicy_round = coverage_round = None
+    generator = model_from_checkpoint(state, resolve_device(device)) if predictor else None
+    # each step records itself in the predictor's file, so a resumed run does not repeat it
     if predictor and onpolicy > 0 and load_checkpoint(pred_path).get("onpolicy") is None:
-        onpolicy_round = self_train_predictor(model_from_checkpoint(state, resolve_device(device)), pred_path,
-                                              train_examples, pred_path, n=onpolicy, seed=tcfg.seed, device=device,
-                                              progress=progress)
+        onpolicy_round = self_train_predictor(generator, pred_path, train_examples, pred_path, n=onpolicy,
+                                              seed=tcfg.seed, device=device, progress=progress)
+    if predictor and coverage > 0 and "coverage" not in (load_checkpoint(pred_path).get("onpolicy") or {}):
+        coverage_round = coverage_train_predictor(generator, pred_path, train_examples, pred_path, n=coverage,
+                                                  seed=tcfg.seed, device=device, progress=progress)
     if ship:
         from .sample import default_checkpoint
         target = default_checkpoint()
@@ -277,6 +284,6 @@ def run_recipe(recipe_name: str = "default", *, db=None, out_dir: str | Path | N
     return {"recipe": recipe_name, "out": str(out), "checkpoint": str(out / CHECKPOINT_NAME),
             "model": str(out / MODEL_NAME), "epochs": state["epoch"], "train_circuits": len(data),
             "seconds_generator": round(seconds, 1), "seconds_this_run": round(time.perf_counter() - t0, 1),
-            "onpolicy": onpolicy_round,
+            "onpolicy": onpolicy_round, "coverage": coverage_round,
             "seconds_total": round(sum(h["seconds"] for h in state.get("history", [])), 1),
             "final_loss": last.get("total"), "final_test_loss": last.get("test_total"), "shipped": ship}
