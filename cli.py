@@ -476,10 +476,12 @@ def dataset_import(db, fmt, as_json, file):
               help="Decodes of each of the predictor's two on-policy rounds: the trained generator's decodes "
                    "for training conditions, refined and measured in ngspice, on which the predictor is "
                    "fine-tuned (default 10240, about 9 minutes for both rounds; 0 skips them).")
-@click.option("--coverage", type=click.IntRange(0), default=None,
-              help="Decodes of the predictor's coverage round after those: conditions pushed off the training "
-                   "specs, decoded, refined and measured; the circuits that land away from every training "
-                   "circuit join its last fine-tune (default 16384, about 9 minutes; 0 skips it).")
+@click.option("--coverage", type=click.IntRange(0), default=0, show_default=True,
+              help="Decodes of an optional coverage round for the predictor after those: conditions pushed off "
+                   "the training specs, decoded, refined and measured; the circuits that land away from every "
+                   "training circuit join one more fine-tune (16384: about 12 minutes). It met more specs "
+                   "outside the data within few simulations, but fewer in-distribution class targets; see "
+                   "the README. 0 skips it.")
 @click.option("--ship", is_flag=True, help="Install the trained weights as the package's default model.")
 @click.option("--finetune", is_flag=True,
               help="Continue from --checkpoint (default: the shipped model) on the dataset's current training "

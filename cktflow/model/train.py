@@ -205,18 +205,19 @@ def _train_beside(data: TensorData, predictor_path: str | None, evaluator_path: 
 def run_recipe(recipe_name: str = "default", *, db=None, out_dir: str | Path | None = None, resume: bool = False,
                seed: int | None = None, device: str = "auto", epochs: int | None = None, threads: int | None = None,
                evaluator: bool = True, predictor: bool = True, onpolicy: int | None = None,
-               coverage: int | None = None, ship: bool = False, progress: bool = True) -> dict:
+               coverage: int = 0, ship: bool = False, progress: bool = True) -> dict:
     """What `cktflow train` does: load the dataset's train split, train a recipe (resumable) and,
     beside it in a second process, the performance predictor (which refines decoded device values)
     and the evaluator network; then give the predictor its on-policy rounds on the trained
     generator's decodes (`onpolicy` decodes a round, default ONPOLICY_DECODES, 0 skips them;
-    cktflow.model.onpolicy) and its coverage round (`coverage` decodes, default COVERAGE_DECODES, 0
-    skips it), and optionally install the weights as the shipped model.
+    cktflow.model.onpolicy), optionally its coverage round (`coverage` decodes; the default 0 skips
+    it: it helps the closed loop on specs outside the data but costs accuracy on in-distribution
+    class targets, README "Model"), and optionally install the weights as the shipped model.
 
     Returns a summary: paths, epochs, seconds, final losses.
     """
     # both import this module: top-level imports would be circular
-    from .onpolicy import COVERAGE_DECODES, ONPOLICY_DECODES, coverage_train_predictor, self_train_predictor
+    from .onpolicy import ONPOLICY_DECODES, coverage_train_predictor, self_train_predictor
     from .predictor import PREDICTOR_NAME
 
     if threads is not None:
@@ -235,7 +236,6 @@ def run_recipe(recipe_name: str = "default", *, db=None, out_dir: str | Path | N
         if value is not None and value < 0:
             raise ValueError(f"{name} must be at least 0, got {value}")
     onpolicy = ONPOLICY_DECODES if onpolicy is None else onpolicy
-    coverage = COVERAGE_DECODES if coverage is None else coverage
     examples = load_examples(db)
     train_examples = [e for e in examples if e.split == "train"]
     data = build_tensor_data(train_examples)
