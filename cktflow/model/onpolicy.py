@@ -43,7 +43,7 @@ from ..circuit import Circuit
 from ..circuit.validity import is_valid
 from ..simulate import simulate
 from ..spec import SHORTFALL_SCALE
-from .data import GAIN_SCALE_DB, PM_SCALE_DEG, Example, TensorData, build_tensor_data, spec_vector
+from .data import GAIN_SCALE_DB, PM_SCALE_DEG, Example, TensorData, build_tensor_data, spec_classes, spec_vector
 from .network import CktGen
 from .predictor import bound_distance, class_distance, finetune_predictor, load_predictor, refine_values
 from .sample import Refinement, decode_latents, model_device, sample_latents
@@ -213,7 +213,8 @@ def coverage_examples(model: CktGen, refine: Refinement, train: TensorData, n: i
     unique = list(circuits.values())
     results = simulate(unique, pool, progress=progress)
     measured = [(c, r.performance, spec_vector(r.performance)) for c, r in zip(unique, results) if r.ok]
-    measured = [(c, perf, vec) for c, perf, vec in measured if vec is not None]
+    # only circuits the predictor can train on (a label, as build_tensor_data asks)
+    measured = [(c, perf, vec) for c, perf, vec in measured if vec is not None and spec_classes(perf) is not None]
     if not measured:
         return []
     points = torch.tensor([vec for _, _, vec in measured]) * _TO_SHORTFALL
