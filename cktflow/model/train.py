@@ -264,14 +264,15 @@ def run_recipe(recipe_name: str = "default", *, db=None, out_dir: str | Path | N
         if side is not None and side.is_alive():
             side.terminate()
     onpolicy_round = coverage_round = None
-    generator = model_from_checkpoint(state, resolve_device(device)) if predictor else None
     # each step records itself in the predictor's file, so a resumed run does not repeat it
     if predictor and onpolicy > 0 and load_checkpoint(pred_path).get("onpolicy") is None:
-        onpolicy_round = self_train_predictor(generator, pred_path, train_examples, pred_path, n=onpolicy,
-                                              seed=tcfg.seed, device=device, progress=progress)
+        onpolicy_round = self_train_predictor(model_from_checkpoint(state, resolve_device(device)), pred_path,
+                                              train_examples, pred_path, n=onpolicy, seed=tcfg.seed, device=device,
+                                              progress=progress)
     if predictor and coverage > 0 and "coverage" not in (load_checkpoint(pred_path).get("onpolicy") or {}):
-        coverage_round = coverage_train_predictor(generator, pred_path, train_examples, pred_path, n=coverage,
-                                                  seed=tcfg.seed, device=device, progress=progress)
+        coverage_round = coverage_train_predictor(model_from_checkpoint(state, resolve_device(device)), pred_path,
+                                                  train_examples, pred_path, n=coverage, seed=tcfg.seed,
+                                                  device=device, progress=progress)
     if ship:
         from .sample import default_checkpoint
         target = default_checkpoint()
