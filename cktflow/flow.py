@@ -192,8 +192,9 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
     (the best of each topology before the second best of any: near-copies of one circuit share one
     topology's limits, which sizing cannot move), each starting from its first simulation, sharing
     the remaining budget by successive halving (`size_many`), until `want` circuits meet the spec;
-    while none does, the next `top_k` join every 64 simulations, up to `waves` groups. Every circuit reported as meeting the spec is re-simulated (the verification
-    run) and only that run decides. Without a pool, one local ngspice process serves the whole loop.
+    while none does, the next `top_k` join every 64 simulations, up to `waves` groups. Every circuit
+    reported as meeting the spec is re-simulated (the verification run) and only that run decides.
+    Without a pool, one local ngspice process serves the whole loop.
     """
     from .simulate import INVALID, simulate
     from .sizing import SerialPool, SizingConfig, score, size_many

@@ -177,8 +177,9 @@ def self_train_predictor(model: CktGen, source: str | Path, train_examples: Sequ
 
 
 def _distance_to_nearest(points: torch.Tensor, reference: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    # in chunks: 30,000 measured circuits against 9,000 training ones would be a 1 GB matrix at once
     return torch.cat([torch.cdist(points[i:i + chunk], reference).min(dim=1).values
-                      for i in range(0, len(points), chunk)]) if len(points) else torch.zeros(0)
+                      for i in range(0, len(points), chunk)])
 
 
 def coverage_examples(model: CktGen, refine: Refinement, train: TensorData, n: int = COVERAGE_DECODES, *,
