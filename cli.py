@@ -225,13 +225,17 @@ def size_command(spec_path, budget, batch, margin, seed, history, out, workers, 
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default: generated/<spec name>).")
 @click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False),
               help="Append the verified circuits to this dataset, with their provenance.")
+@click.option("--memory", is_flag=True,
+              help="When the model's proposals miss, try the -n stored circuits measured nearest the spec "
+                   "(from --dataset, default the built dataset).")
 @_pool_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (no progress output).")
 def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance, no_refine, seed, out, dataset_path,
-                     workers, ray_address, as_json):
+                     memory, workers, ray_address, as_json):
     """Design circuits for a spec: the model proposes candidates, ngspice measures them, Bayesian
     sizing refines the best, and a final ngspice run verifies the winners. When fewer than --want
-    candidates meet the spec as proposed, the model first proposes -n more, sampled wider.
+    candidates meet the spec as proposed, the model first proposes -n more, sampled wider (and, with
+    --memory, the nearest stored circuits follow when those miss too).
 
     Writes OUT/report.md and OUT/report.json (verified circuits ranked, measured vs target) and, per
     circuit, its JSON, netlists, schematics and Bode plot. Sizing histories live in OUT/sizing, so an
@@ -246,6 +250,13 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
     out_dir = Path(out or Path("generated") / spec.name)
     _checkpoint_arg(checkpoint)
     provenance = run_provenance(checkpoint, seed)
+    nearest = None
+    if memory:
+        from cktflow.dataset.nearest import NearestCircuits
+        try:
+            nearest = NearestCircuits.from_dataset(dataset_path)
+        except FileNotFoundError as exc:
+            raise InputProblem(f"--memory: {exc}") from None
     if not as_json:
         import logging
         logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -255,8 +266,7 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
         try:
             result = generate(spec, n, top_k=top_k, budget=budget, want=want, checkpoint=checkpoint,
                               guidance=not no_guidance, refine=not no_refine, seed=seed, pool=pool,
-                              progress=not as_json,
-                              history_dir=out_dir / "sizing")
+                              progress=not as_json, history_dir=out_dir / "sizing", memory=nearest)
         except (ValueError, FileNotFoundError) as exc:
             raise InputProblem(str(exc)) from None
     data = write_design_report(result, out_dir, provenance)

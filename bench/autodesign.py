@@ -21,7 +21,8 @@ cktflow.flow.design_loop):
 
 When none of a method's first candidates meets the spec as simulated, it proposes once more (the
 model samples wider, random draws again, retrieval takes the next nearest; --no-second turns this
-off) within the same budget.
+off) within the same budget. With --memory, (a) then takes the nearest training circuits as a third
+batch (as `cktflow generate --memory` takes the nearest stored ones).
 A spec counts as met only when the verification run (a fresh ngspice simulation of the final
 circuit) passes every bound. Prints success rate, median simulations and median wall time per
 success (model sampling included for (a); the verification re-run is not counted in simulations).
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import time
@@ -42,9 +42,10 @@ from pathlib import Path
 import numpy as np
 
 from cktflow.circuit import Circuit, OcbGenerator
+from cktflow.dataset.nearest import NearestCircuits
 from cktflow.flow import design_loop
 from cktflow.sizing import SerialPool, SizingConfig
-from cktflow.spec import SHORTFALL_SCALE, Bound, Spec
+from cktflow.spec import Bound, Spec
 
 ROOT = Path(__file__).resolve().parents[1]
 MILLER = ROOT / "examples" / "circuits" / "two_stage_miller.json"
@@ -108,27 +109,9 @@ def _met_by_any(spec: Spec, perfs) -> bool:
     return bool(meets.any())
 
 
-def _features(gain, ugf, pm) -> np.ndarray:
-    # in the units cktflow.spec measures a shortfall in (UGF in decades), so "nearest" means what a spec means
-    return np.array([gain / SHORTFALL_SCALE["dB"], math.log10(ugf) / SHORTFALL_SCALE["Hz"],
-                     pm / SHORTFALL_SCALE["deg"]])
-
-
-class Retrieval:
-    """Nearest training circuits by measured (gain, log UGF, PM), in the spec's normalised units."""
-
-    def __init__(self, examples):
-        self.train = [e for e in examples if e.split == "train" and e.performance.ugf_hz
-                      and e.performance.pm_deg is not None]
-        self.x = np.stack([_features(e.performance.gain_db, e.performance.ugf_hz, e.performance.pm_deg)
-                           for e in self.train])
-
-    def nearest(self, spec: Spec, n: int) -> list[Circuit]:
-        # the centre of each bound (its minimum when one-sided; UGF in log space)
-        b = {t.metric: t.min if t.max is None else (math.sqrt(t.min * t.max) if t.metric == "ugf_hz"
-                                                    else (t.min + t.max) / 2) for t in spec.targets}
-        d = np.linalg.norm(self.x - _features(b["gain_db"], b["ugf_hz"], b["pm_deg"]), axis=1)
-        return [self.train[i].circuit for i in np.argsort(d, kind="stable")[:n]]
+def stored_circuits(examples) -> NearestCircuits:
+    """The training circuits indexed by measured performance: (d)'s lookup and (a)'s memory."""
+    return NearestCircuits((e.circuit, e.performance) for e in examples if e.split == "train")
 
 
 def random_topologies(n: int, seed: int) -> list[Circuit]:
@@ -137,28 +120,32 @@ def random_topologies(n: int, seed: int) -> list[Circuit]:
 
 
 def proposals(m: str, spec: Spec, args, k: int, model, refine, retrieval, miller):
-    """Method m's candidates for spec k, and how it would propose again when ngspice finds none of
-    them meeting the spec (design_loop's `more`): the model samples wider (as `cktflow generate`
-    does), random draws more, retrieval takes the next nearest; the fixed topology has no second guess."""
+    """Method m's candidates for spec k, and how it would propose again, batch by batch, while ngspice
+    finds none meeting the spec (design_loop's `more`): the model samples wider (as `cktflow
+    generate` does; with --memory then the nearest training circuits), random draws more, retrieval
+    takes the next nearest; the fixed topology has no second guess."""
     n = args.n_candidates
     if m == "a":
         from cktflow.model.sample import WIDER_TEMPERATURES, propose_with_model, propose_wider
         wider = (args.wider_temperature,) if args.wider_temperature else WIDER_TEMPERATURES
-        return (propose_with_model(model, spec, n, seed=args.seed + k, refine=refine),
-                lambda: propose_wider(model, spec, n, seed=args.seed + k, refine=refine, temperatures=wider))
+        again = [("model-wider",
+                  lambda: propose_wider(model, spec, n, seed=args.seed + k, refine=refine, temperatures=wider))]
+        if args.memory:      # as `cktflow generate --memory`: then the nearest stored circuits
+            again.append(("memory", lambda: retrieval.nearest(spec, n)))
+        return propose_with_model(model, spec, n, seed=args.seed + k, refine=refine), again
     if m == "b":
         return (random_topologies(n, seed=args.seed * 100_000 + k),
-                lambda: random_topologies(n, seed=args.seed * 100_000 + k + 50_000))
+                [("random", lambda: random_topologies(n, seed=args.seed * 100_000 + k + 50_000))])
     if m == "c":
-        return [miller], None
-    return retrieval.nearest(spec, n), lambda: retrieval.nearest(spec, 2 * n)[n:]
+        return [miller], []
+    return retrieval.nearest(spec, n), [("retrieval", lambda: retrieval.nearest(spec, 2 * n)[n:])]
 
 
 def run(args) -> dict:
     from cktflow.model.data import load_examples
     examples = load_examples()
     miller = Circuit.from_json(MILLER.read_text())
-    retrieval = Retrieval(examples) if "d" in args.methods else None
+    retrieval = stored_circuits(examples) if "d" in args.methods or args.memory else None
     model = refine = None
     if "a" in args.methods:
         from cktflow.model.sample import load_model, load_refinement
@@ -177,7 +164,7 @@ def run(args) -> dict:
                 t0 = time.perf_counter()
                 cands, more = proposals(m, spec, args, k, model, refine, retrieval, miller)
                 res = design_loop(spec, cands, METHODS[m], pool, budget=args.budget, top_k=args.top_k, want=1,
-                                  seed=args.seed + k, config=config, more=None if args.no_second else more)
+                                  seed=args.seed + k, config=config, more=() if args.no_second else more)
                 rows[m].append({"spec": spec.name, "success": bool(res.verified), "simulations": res.simulations,
                                 "seconds": time.perf_counter() - t0, "candidates": res.candidates,
                                 "second_batch": res.second_batch,
@@ -276,6 +263,8 @@ def main() -> None:
                     help="no second batch of candidates when the first meets nothing (the loop as it was before)")
     ap.add_argument("--wider-temperature", type=float, default=None, metavar="T",
                     help="(a)'s second proposal at temperature T (default: cktflow's WIDER_TEMPERATURES)")
+    ap.add_argument("--memory", action="store_true",
+                    help="(a) as `cktflow generate --memory`: after its wider batch, the nearest training circuits")
     ap.add_argument("--no-refine", action="store_true", help="(a) without refinement of the decoded device values")
     ap.add_argument("--flywheel", type=int, default=0, metavar="N",
                     help="also measure one flywheel round on the first N specs (0: skip)")

@@ -18,6 +18,7 @@ from .resources import pdk_dir
 from .spec import CheckRow, Spec
 
 if TYPE_CHECKING:
+    from .dataset.nearest import NearestCircuits
     from .sizing import SizingConfig, SizingResult
 
 __all__ = ["InputError", "Design", "load_design", "VerifyReport", "verify_design", "Outcome", "LoopResult",
@@ -110,7 +111,7 @@ def dumps(obj) -> str:
 class Outcome:
     """A circuit the loop ends with: where it came from, how sizing went, and its verification run."""
     circuit: Circuit
-    origin: str                       # "model", "random", "retrieval", "fixed", ...
+    origin: str                       # "model", "model-wider", "memory", "random", "retrieval", ...
     first: SimResult                  # the candidate's first simulation
     sizing: "SizingResult | None"     # None when the candidate was not sized
     verification: SimResult | None    # a fresh ngspice run of `circuit` (with the waveform)
@@ -156,7 +157,7 @@ class LoopResult:
     candidates: int                   # distinct candidates simulated
     duplicates: int                   # candidates dropped as duplicates (same canonical hash)
     invalid: int                      # candidates that could not be realised (never simulated)
-    second_batch: int = 0             # candidates of the second, wider proposal (0: not asked for)
+    second_batch: int = 0             # candidates of the later proposals, `more` (0: none asked for)
 
     @property
     def verified(self) -> list[Outcome]:
@@ -180,13 +181,14 @@ class LoopResult:
 def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None, *, budget: int = 200,
                 top_k: int = 4, want: int = 1, seed: int = 0, config: "SizingConfig | None" = None,
                 progress: bool = False, history_dir: str | Path | None = None, waves: int = 3,
-                more: Callable[[], Sequence[Circuit]] | None = None) -> LoopResult:
+                more: Sequence[tuple[str, Callable[[], Sequence[Circuit]]]] = ()) -> LoopResult:
     """From candidate circuits to verified ones within `budget` ngspice runs (first simulations included).
 
-    Duplicates (by canonical hash) are dropped; the candidates are simulated in one batch. When fewer
-    than `want` meet the spec as proposed and `more` is given, it is called once for a second batch
-    of candidates (a wider proposal), which is simulated too (budget permitting): a guess that
-    ngspice shows to be off says more than any sizing of it can. All are ranked by the sizing
+    Duplicates (by canonical hash) are dropped; the candidates are simulated in one batch. While fewer
+    than `want` meet the spec as proposed, the proposals of `more` ((origin, propose) pairs, e.g. a
+    wider sampling of the model) are called in turn, each once, and their candidates simulated too
+    (budget permitting): a guess that ngspice shows to be off says more than any sizing of it can.
+    `origin` names the first candidates' source, each pair's its own. All are ranked by the sizing
     objective (shortfall first); candidates already meeting the spec with the sizing
     margin need no sizing; otherwise the best `top_k` are sized in lockstep, one topology at a time
     (the best of each topology before the second best of any: near-copies of one circuit share one
@@ -229,15 +231,21 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
         sims = sum(r.failure != INVALID for r in first)
         second = 0
         met = sum(_met_with_margin(spec, r, margin) for r in first)
-        if more is not None and sims < budget and met < want:
-            extra, dropped = distinct(more(), budget - sims)
+        origins = [origin] * len(unique)
+        for source, again in more:
+            if sims >= budget or met >= want:
+                break
+            extra, dropped = distinct(again(), budget - sims)
             duplicates += dropped
-            second = len(extra)
-            log.info("%d of %d candidate(s) meet the spec as proposed (%d wanted): simulating %d more from a "
-                     "wider proposal", met, sims, want, second)
-            first += simulate(extra, pool, progress=progress)
+            second += len(extra)
+            log.info("%d of %d candidate(s) meet the spec as proposed (%d wanted): simulating %d more (%s)",
+                     met, sims, want, len(extra), source)
+            results = simulate(extra, pool, progress=progress)
+            first += results
             unique += extra
+            origins += [source] * len(extra)
             sims = sum(r.failure != INVALID for r in first)
+            met += sum(_met_with_margin(spec, r, margin) for r in results)
         invalid = len(first) - sims
         ys = [score(spec, c, r, margin) for c, r in zip(unique, first)]
         shortfalls = [spec.shortfall(r.performance if r.ok else None) for r in first]
@@ -274,7 +282,7 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
     finally:
         if own_pool:
             pool.close()
-    outcomes = [Outcome(final[i], origin, first[i], sized.get(i), checks.get(i), spec) for i in keep]
+    outcomes = [Outcome(final[i], origins[i], first[i], sized.get(i), checks.get(i), spec) for i in keep]
     passed = sorted((o for o in outcomes if o.passed),
                     key=lambda o: score(spec, o.circuit, o.verification, margin))
     rest = sorted((o for o in outcomes if not o.passed), key=lambda o: o.shortfall)
@@ -289,9 +297,12 @@ def _met_with_margin(spec: Spec, result: SimResult, margin: float) -> bool:
 def generate(spec: Spec, n: int = 32, *, top_k: int = 4, budget: int = 200, want: int = 3,
              checkpoint: str | Path | None = None, guidance: bool = True, refine: bool = True, seed: int = 0,
              pool=None, config: "SizingConfig | None" = None, progress: bool = False,
-             history_dir: str | Path | None = None) -> LoopResult:
+             history_dir: str | Path | None = None, memory: "NearestCircuits | None" = None) -> LoopResult:
     """The main job: the model proposes `n` candidates for `spec` (guided sampling, device values
-    refined by its performance predictor), then `design_loop`."""
+    refined by its performance predictor), then `design_loop`. When they miss, the model proposes
+    `n` more, sampled wider; with a `memory` (stored measured circuits) the `n` nearest the spec
+    follow when those miss too: where the data is sparse, a stored neighbour can be a closer start
+    for sizing than anything the model decodes (bench/autodesign.py --memory)."""
     from .model.sample import load_model, load_refinement, propose, propose_wider
 
     if n < 1:
@@ -303,8 +314,11 @@ def generate(spec: Spec, n: int = 32, *, top_k: int = 4, budget: int = 200, want
     def wider() -> list[Circuit]:
         return propose_wider(load_model(checkpoint), spec, n, guidance=guidance, seed=seed,
                              refine=load_refinement(checkpoint) if refine else None)
+    more = [("model-wider", wider)]
+    if memory is not None:
+        more.append(("memory", lambda: memory.nearest(spec, n)))
     result = design_loop(spec, candidates, "model", pool, budget=budget, top_k=top_k, want=want, seed=seed,
-                         config=config, progress=progress, history_dir=history_dir, more=wider)
+                         config=config, progress=progress, history_dir=history_dir, more=more)
     result.seconds = time.perf_counter() - t0      # sampling included
     return result
 

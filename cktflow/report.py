@@ -62,7 +62,7 @@ def design_report_markdown(result, files: list[dict], provenance: dict) -> str:
         c = result.closest
         miss = "no circuit could be simulated" if c is None else f"the closest misses by a normalised shortfall of {c.shortfall:.3g}"
         lines.append(f"**No circuit met the spec**: {miss}.")
-    second = f", {result.second_batch} of them from a second, wider proposal" if result.second_batch else ""
+    second = f", {result.second_batch} of them from later proposals" if result.second_batch else ""
     lines += ["", f"{result.candidates} distinct candidate(s){second} ({result.duplicates} duplicate(s) dropped, "
               f"{result.invalid} invalid), {result.simulations} ngspice simulations plus "
               f"{result.verification_runs} verification run(s), {result.seconds:.1f} s."]
@@ -81,7 +81,7 @@ def design_report_markdown(result, files: list[dict], provenance: dict) -> str:
                      + f" | {margin} | {sized} | [{f['json']}]({f['json']}) |")
     for rank, (o, f) in enumerate(zip(result.outcomes, files), 1):
         lines += ["", f"## #{rank} {'verified' if o.passed else 'not verified (closest)'}", "",
-                  f"`{o.circuit}`", ""]
+                  f"`{o.circuit}` (from: {o.origin})", ""]
         perf = o.performance
         if perf is not None:
             lines += ["| " + " | ".join(_CHECK_HEADER) + " |", "|---" * len(_CHECK_HEADER) + "|"]

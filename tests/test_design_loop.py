@@ -46,7 +46,7 @@ class Asked:
 def test_second_batch_is_simulated_when_the_first_misses(circuits, pool):
     miller, weak, slow, spec = circuits
     more = Asked([weak, miller])                      # weak again: a repeat, dropped
-    res = design_loop(spec, [weak, slow], "test", pool, budget=3, top_k=1, more=more)
+    res = design_loop(spec, [weak, slow], "test", pool, budget=3, top_k=1, more=[("more", more)])
     assert more.calls == 1 and res.second_batch == 1 and res.duplicates == 1
     assert res.simulations == 3 and res.candidates == 3
     assert res.verified and res.verified[0].circuit.canonical_hash() == miller.canonical_hash()
@@ -55,18 +55,18 @@ def test_second_batch_is_simulated_when_the_first_misses(circuits, pool):
 def test_no_second_batch_when_the_first_meets_the_spec(circuits, pool):
     miller, weak, slow, spec = circuits
     more = Asked([slow])
-    res = design_loop(spec, [miller, weak], "test", pool, budget=10, top_k=1, more=more)
+    res = design_loop(spec, [miller, weak], "test", pool, budget=10, top_k=1, more=[("more", more)])
     assert more.calls == 0 and res.second_batch == 0 and res.simulations == 2 and res.verified
 
 
 def test_second_batch_stays_within_the_budget(circuits, pool):
     miller, weak, slow, spec = circuits
     more = Asked([slow, miller])
-    res = design_loop(spec, [weak], "test", pool, budget=2, top_k=1, more=more)
+    res = design_loop(spec, [weak], "test", pool, budget=2, top_k=1, more=[("more", more)])
     assert more.calls == 1 and res.second_batch == 1 and res.simulations == 2     # miller never ran
     assert not res.verified
     spent = Asked([miller])
-    res = design_loop(spec, [weak], "test", pool, budget=1, top_k=1, more=spent)
+    res = design_loop(spec, [weak], "test", pool, budget=1, top_k=1, more=[("more", spent)])
     assert spent.calls == 0 and res.simulations == 1                                 # no room left
 
 

@@ -1,0 +1,84 @@
+"""The stored circuits whose measured performance lies nearest a spec.
+
+Used twice: as the closed loop's memory (`cktflow generate --memory`: when the model's proposals
+miss, the nearest measured circuits are the next candidates) and as the retrieval baseline of
+bench/autodesign.py. "Nearest" is measured in the units a spec's shortfall is counted in
+(cktflow.spec.SHORTFALL_SCALE: 20 dB, one decade of UGF, 30 deg), so it means what a spec means.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from spice_sim import Performance
+
+from ..circuit import Circuit
+from ..spec import SHORTFALL_SCALE, Spec
+
+__all__ = ["NearestCircuits"]
+
+_METRICS = ("gain_db", "ugf_hz", "pm_deg")
+
+
+def _features(gain_db: float, ugf_hz: float, pm_deg: float) -> np.ndarray:
+    return np.array([gain_db / SHORTFALL_SCALE["dB"], math.log10(ugf_hz) / SHORTFALL_SCALE["Hz"],
+                     pm_deg / SHORTFALL_SCALE["deg"]])
+
+
+class NearestCircuits:
+    """An index of measured circuits by (gain, log UGF, design PM).
+
+    Circuits without all three measurements (no unity crossing, no phase margin) are left out: they
+    have no place in this space.
+    """
+
+    def __init__(self, pairs: Iterable[tuple[Circuit, Performance]]):
+        kept = [(c, p) for c, p in pairs
+                if p is not None and p.gain_db is not None and p.ugf_hz and p.pm_deg is not None]
+        self.circuits = [c for c, _ in kept]
+        self.x = (np.stack([_features(p.gain_db, p.ugf_hz, p.pm_deg) for _, p in kept])
+                  if kept else np.zeros((0, 3)))
+
+    @classmethod
+    def from_dataset(cls, path: str | Path | None = None) -> "NearestCircuits":
+        """Every measured circuit of a dataset store (default: the built one), whatever its split:
+        all of them are circuits ngspice has measured, the flywheel's verified ones among them."""
+        from .store import Dataset, default_db_path
+
+        path = Path(path) if path is not None else Path(default_db_path())
+        if not path.exists():
+            raise FileNotFoundError(f"dataset {path} does not exist (build it with `cktflow dataset build`)")
+        with Dataset.open(path) as ds:
+            return cls((r.circuit, r.performance) for r in ds.records(split=None))
+
+    def __len__(self) -> int:
+        return len(self.circuits)
+
+    def nearest(self, spec: Spec, n: int) -> list[Circuit]:
+        """The n circuits nearest the spec's centre: the middle of each window (geometric for the
+        UGF), the bound itself when one-sided. A metric the spec does not name does not count."""
+        if n < 1 or not self.circuits:
+            return []
+        centre = np.zeros(3)
+        used = np.zeros(3, dtype=bool)
+        for b in spec.targets:
+            if b.metric not in _METRICS:
+                continue
+            i = _METRICS.index(b.metric)
+            lo, hi = b.min, b.max
+            if b.metric == "ugf_hz":
+                lo, hi = (math.log10(v) if v is not None and v > 0 else None for v in (lo, hi))
+            value = (lo + hi) / 2 if lo is not None and hi is not None else (lo if lo is not None else hi)
+            if value is None:
+                continue
+            scale = {"gain_db": SHORTFALL_SCALE["dB"], "ugf_hz": SHORTFALL_SCALE["Hz"],
+                     "pm_deg": SHORTFALL_SCALE["deg"]}[b.metric]
+            centre[i], used[i] = value / scale, True
+        if not used.any():
+            return []
+        d = np.linalg.norm((self.x - centre)[:, used], axis=1)
+        return [self.circuits[i] for i in np.argsort(d, kind="stable")[:n]]
