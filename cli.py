@@ -252,7 +252,7 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
     provenance = run_provenance(checkpoint, seed)
     nearest = None
     if memory:
-        from cktflow.dataset.nearest import NearestCircuits
+        from cktflow.dataset import NearestCircuits
         try:
             nearest = NearestCircuits.from_dataset(dataset_path)
         except FileNotFoundError as exc:

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from cktflow.circuit import Circuit, OcbGenerator
-from cktflow.dataset.nearest import NearestCircuits
+from cktflow.dataset import NearestCircuits
 from cktflow.flow import design_loop
 from cktflow.sizing import SerialPool, SizingConfig
 from cktflow.spec import Bound, Spec

@@ -18,7 +18,7 @@ from .resources import pdk_dir
 from .spec import CheckRow, Spec
 
 if TYPE_CHECKING:
-    from .dataset.nearest import NearestCircuits
+    from .dataset import NearestCircuits
     from .sizing import SizingConfig, SizingResult
 
 __all__ = ["InputError", "Design", "load_design", "VerifyReport", "verify_design", "Outcome", "LoopResult",

@@ -3,13 +3,13 @@ dataset store, tried after the model's proposals (real ngspice, real SQLite)."""
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
 
 from cktflow.circuit import OcbGenerator
-from cktflow.dataset import Dataset, Record
-from cktflow.dataset.nearest import NearestCircuits
+from cktflow.dataset import Dataset, NearestCircuits, Record
 from cktflow.flow import design_loop
 from cktflow.simulate import simulate, testbench_version
 from cktflow.sizing import SerialPool
@@ -64,8 +64,7 @@ def test_nearest_uses_only_the_metrics_a_spec_names(measured):
 
 
 def test_circuits_without_a_unity_crossing_are_left_out(measured):
-    (c, r) = measured[0]
-    from dataclasses import replace
+    c, r = measured[0]
     index = NearestCircuits([(c, replace(r.performance, ugf_hz=None)), (c, None)])
     assert len(index) == 0 and index.nearest(_window(r.performance), 3) == []
 
