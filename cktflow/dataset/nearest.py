@@ -18,15 +18,16 @@ from spice_sim import Performance
 
 from ..circuit import Circuit
 from ..spec import SHORTFALL_SCALE, Spec
+from .store import Dataset, default_db_path
 
 __all__ = ["NearestCircuits"]
 
 _METRICS = ("gain_db", "ugf_hz", "pm_deg")
+_SCALES = np.array([SHORTFALL_SCALE["dB"], SHORTFALL_SCALE["Hz"], SHORTFALL_SCALE["deg"]])   # UGF in decades
 
 
 def _features(gain_db: float, ugf_hz: float, pm_deg: float) -> np.ndarray:
-    return np.array([gain_db / SHORTFALL_SCALE["dB"], math.log10(ugf_hz) / SHORTFALL_SCALE["Hz"],
-                     pm_deg / SHORTFALL_SCALE["deg"]])
+    return np.array([gain_db, math.log10(ugf_hz), pm_deg]) / _SCALES
 
 
 class NearestCircuits:
@@ -47,8 +48,6 @@ class NearestCircuits:
     def from_dataset(cls, path: str | Path | None = None) -> "NearestCircuits":
         """Every measured circuit of a dataset store (default: the built one), whatever its split:
         all of them are circuits ngspice has measured, the flywheel's verified ones among them."""
-        from .store import Dataset, default_db_path
-
         path = Path(path) if path is not None else Path(default_db_path())
         if not path.exists():
             raise FileNotFoundError(f"dataset {path} does not exist (build it with `cktflow dataset build`)")
@@ -75,9 +74,7 @@ class NearestCircuits:
             value = (lo + hi) / 2 if lo is not None and hi is not None else (lo if lo is not None else hi)
             if value is None:
                 continue
-            scale = {"gain_db": SHORTFALL_SCALE["dB"], "ugf_hz": SHORTFALL_SCALE["Hz"],
-                     "pm_deg": SHORTFALL_SCALE["deg"]}[b.metric]
-            centre[i], used[i] = value / scale, True
+            centre[i], used[i] = value / _SCALES[i], True
         if not used.any():
             return []
         d = np.linalg.norm((self.x - centre)[:, used], axis=1)
