@@ -4,7 +4,8 @@ Target specs are feasible by construction: each comes from one measured circuit 
 (never trained on), loosened by a fixed margin. Two kinds (--kind):
   window (default)  gain within +-5 dB, UGF within x/ 10^0.15, PM within +-10 deg of the measured
                     circuit: a band, like the paper's spec classes, so a circuit must hit the target
-                    rather than exceed it;
+                    rather than exceed it (--window-scale S multiplies the half-widths: 0.5
+                    and 0.25 give stricter specs);
   min               gain >= -3 dB, UGF >= / 10^0.1, PM >= -5 deg of the measured values (one-sided).
 Only circuits with a UGF and a design phase margin in (0, 180] deg give specs (a larger "margin"
 means phase lead at the UGF, which no designer asks for). --uncovered keeps only the specs that no
@@ -55,20 +56,21 @@ WINDOW = {"gain_db": 5.0, "ugf_decades": 0.15, "pm_deg": 10.0}         # kind "w
 METHODS = {"a": "model", "b": "random", "c": "miller", "d": "retrieval"}
 
 
-def spec_from(perf, name: str, kind: str = "window") -> Spec:
-    """Bounds around a measured circuit's gain, UGF and PM (so the spec is feasible by construction)."""
+def spec_from(perf, name: str, kind: str = "window", scale: float = 1.0) -> Spec:
+    """Bounds around a measured circuit's gain, UGF and PM (so the spec is feasible by construction);
+    `scale` multiplies the window's half-widths (0.5: half as wide, a stricter spec)."""
     g, u, p = perf.gain_db, perf.ugf_hz, perf.pm_deg
     if kind == "min":
         return Spec((Bound("gain_db", min=g - LOOSEN["gain_db"]), Bound("ugf_hz", min=u / 10 ** LOOSEN["ugf_decades"]),
                      Bound("pm_deg", min=p - LOOSEN["pm_deg"])), name=name)
-    w = WINDOW
+    w = {k: v * scale for k, v in WINDOW.items()}
     return Spec((Bound("gain_db", min=g - w["gain_db"], max=g + w["gain_db"]),
                  Bound("ugf_hz", min=u / 10 ** w["ugf_decades"], max=u * 10 ** w["ugf_decades"]),
                  Bound("pm_deg", min=p - w["pm_deg"], max=p + w["pm_deg"])), name=name)
 
 
 def target_specs(examples, n: int, seed: int, kind: str = "window", uncovered: bool = False,
-                 skip: int = 0, fresh: list | None = None) -> list[Spec]:
+                 skip: int = 0, fresh: list | None = None, scale: float = 1.0) -> list[Spec]:
     """n specs from random test circuits (or from `fresh` performances, see fresh_performances); with
     `uncovered`, only specs that no training circuit meets as measured (so a lookup's first
     simulations cannot meet them either). `skip` passes over the first specs of the draw: `--skip
@@ -77,7 +79,7 @@ def target_specs(examples, n: int, seed: int, kind: str = "window", uncovered: b
                                                                           if e.split == "test"])
     perfs = [p for p in perfs if p.ugf_hz is not None and p.pm_deg is not None and 0 < p.pm_deg <= 180]
     pick = np.random.default_rng(seed).permutation(len(perfs))
-    specs = (spec_from(perfs[i], f"{prefix}-{i}", kind) for i in pick)
+    specs = (spec_from(perfs[i], f"{prefix}-{i}", kind, scale) for i in pick)
     if uncovered:
         train = [e.performance for e in examples if e.split == "train" and e.performance.ugf_hz
                  and e.performance.pm_deg is not None and e.performance.gain_db is not None]
@@ -158,7 +160,8 @@ def run(args) -> dict:
         if args.fresh:
             fresh = fresh_performances(examples, args.fresh, args.seed, pool)
             print(f"{len(fresh)} fresh circuits of topologies outside the training split measured", file=sys.stderr)
-        specs = target_specs(examples, args.n_specs, args.seed, args.kind, args.uncovered, args.skip, fresh)
+        specs = target_specs(examples, args.n_specs, args.seed, args.kind, args.uncovered, args.skip, fresh,
+                             args.window_scale)
         for k, spec in enumerate(specs):
             for m in args.methods:
                 t0 = time.perf_counter()
@@ -175,7 +178,8 @@ def run(args) -> dict:
             print(f"[{k + 1}/{len(specs)}] " + "  ".join(f"{METHODS[m]} {done[m]}" for m in args.methods),
                   file=sys.stderr, flush=True)
         flywheel_rounds = run_flywheel(args, specs[:args.flywheel], examples, pool) if args.flywheel else None
-    kind = args.kind + (" uncovered" if args.uncovered else "") + (f" fresh-{args.fresh}" if args.fresh else "")
+    kind = args.kind + (f" x{args.window_scale:g}" if args.window_scale != 1 else "") \
+        + (" uncovered" if args.uncovered else "") + (f" fresh-{args.fresh}" if args.fresh else "")
     return {"flywheel": flywheel_rounds, "n_specs": len(specs), "kind": kind, "budget": args.budget,
             "n_candidates": args.n_candidates, "top_k": args.top_k,
             "margin": args.margin, "rows": rows, "summary": {METHODS[m]: summarise(rows[m], args.budget) for m in args.methods}}
@@ -245,6 +249,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-specs", type=int, default=100, help="target specs (from the test split)")
     ap.add_argument("--kind", choices=("window", "min"), default="window", help="shape of the target specs")
+    ap.add_argument("--window-scale", type=float, default=1.0, metavar="S",
+                    help="multiply the window's half-widths by S (0.5: +-2.5 dB, x/ 10^0.075, +-5 deg)")
     ap.add_argument("--uncovered", action="store_true",
                     help="only specs that no training circuit meets as measured (outside the data's coverage)")
     ap.add_argument("--fresh", type=int, default=0, metavar="N",
@@ -273,6 +279,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write every row and the summary here")
     args = ap.parse_args()
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.window_scale <= 0 or (args.window_scale != 1 and args.kind != "window"):
+        ap.error("--window-scale must be > 0 and applies to --kind window only")
     bad = [m for m in args.methods if m not in METHODS]
     if bad:
         ap.error(f"unknown method(s) {bad}; use a subset of {','.join(METHODS)}")
