@@ -263,16 +263,18 @@ def run_recipe(recipe_name: str = "default", *, db=None, out_dir: str | Path | N
     finally:
         if side is not None and side.is_alive():
             side.terminate()
-    onpolicy_round = coverage_round = None
-    # each step records itself in the predictor's file, so a resumed run does not repeat it
+    onpolicy_round = coverage_round = generator = None
+    # each step records itself in the predictor's file, so a resumed run does not repeat it; the
+    # generator (only decoded from, never trained here) is built once, and only if a step runs
     if predictor and onpolicy > 0 and load_checkpoint(pred_path).get("onpolicy") is None:
-        onpolicy_round = self_train_predictor(model_from_checkpoint(state, resolve_device(device)), pred_path,
-                                              train_examples, pred_path, n=onpolicy, seed=tcfg.seed, device=device,
-                                              progress=progress)
+        generator = model_from_checkpoint(state, resolve_device(device))
+        onpolicy_round = self_train_predictor(generator, pred_path, train_examples, pred_path, n=onpolicy,
+                                              seed=tcfg.seed, device=device, progress=progress)
     if predictor and coverage > 0 and "coverage" not in (load_checkpoint(pred_path).get("onpolicy") or {}):
-        coverage_round = coverage_train_predictor(model_from_checkpoint(state, resolve_device(device)), pred_path,
-                                                  train_examples, pred_path, n=coverage, seed=tcfg.seed,
-                                                  device=device, progress=progress)
+        if generator is None:
+            generator = model_from_checkpoint(state, resolve_device(device))
+        coverage_round = coverage_train_predictor(generator, pred_path, train_examples, pred_path, n=coverage,
+                                                  seed=tcfg.seed, device=device, progress=progress)
     if ship:
         from .sample import default_checkpoint
         target = default_checkpoint()
