@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from spice_sim import LocalSimulator, SimJob, SimResult, check_netlist
 from spice_sim.errors import UnsafeNetlistError
 
-from .circuit import (Circuit, CircuitFormatError, one_topology_at_a_time, testbench, validity_problems,
-                      wrap_testbench)
+from .circuit import (Circuit, CircuitFormatError, follower_testbench, one_topology_at_a_time, testbench,
+                      validity_problems, wrap_follower, wrap_testbench)
 from .resources import pdk_dir
 from .spec import CheckRow, Spec
 
@@ -41,6 +41,7 @@ class Design:
     output: str = "out"
     circuit: Circuit | None = None
     notes: list[str] = field(default_factory=list)
+    follower: str | None = None       # the unity-gain follower deck (a SimJob follower template)
 
 
 def load_design(path: str | Path, input_net: str = "in", output_net: str = "out") -> Design:
@@ -58,7 +59,8 @@ def load_design(path: str | Path, input_net: str = "in", output_net: str = "out"
         problems = validity_problems(circuit)
         if problems:
             raise InputError(f"{path}: invalid circuit: " + "; ".join(problems))
-        return Design(str(path), testbench(circuit, title=path.stem), circuit=circuit)
+        return Design(str(path), testbench(circuit, title=path.stem), circuit=circuit,
+                      follower=follower_testbench(circuit, title=path.stem))
     if path.suffix.lower() == ".scs":   # Spectre: translated to SPICE, then vetted like any netlist
         from .export.spectre import SpectreImportError, read, to_spice_deck
         try:
@@ -76,7 +78,13 @@ def load_design(path: str | Path, input_net: str = "in", output_net: str = "out"
             raise InputError(f"{path}: the netlist has no node '{net}' (name the nodes with {flag})")
     deck = wrap_testbench(checked.body, title=checked.title, input_net=input_net, output_net=output_net,
                           add_source=not checked.has_source_at(input_net))
-    return Design(str(path), deck, input_net, output_net, notes=checked.dropped)
+    # the follower: the same elements without the netlist's own source at the input, which the
+    # loop closure drives instead
+    drivers = {name for name, pins in checked.sources.items() if input_net.lower() in pins
+               and set(pins) - {input_net.lower()} <= {"0", "gnd"}}
+    body = "\n".join(ln for ln in checked.lines if ln.split()[0].lower() not in drivers)
+    follower = wrap_follower(body, title=checked.title, input_net=input_net, output_net=output_net)
+    return Design(str(path), deck, input_net, output_net, notes=checked.dropped, follower=follower)
 
 
 @dataclass
@@ -84,6 +92,7 @@ class VerifyReport:
     source: str
     result: SimResult
     rows: list[CheckRow]
+    spec: Spec | None = None
 
     @property
     def passed(self) -> bool:
@@ -91,14 +100,15 @@ class VerifyReport:
 
     def to_dict(self) -> dict:
         return {"source": self.source, "passed": self.passed, "simulation": self.result.to_dict(),
-                "checks": [r.__dict__ for r in self.rows]}
+                "checks": [r.__dict__ for r in self.rows],
+                "implicit_targets": bool(self.spec is not None and self.spec.implicit)}
 
 
 def verify_design(design: Design, spec: Spec, simulator: LocalSimulator) -> VerifyReport:
-    result = simulator.run(SimJob(design.deck, design.input, design.output))
+    result = simulator.run(SimJob(design.deck, design.input, design.output, follower=design.follower))
     rows = spec.check(result.performance) if result.ok else [
-        CheckRow(b.metric, b.describe(), None, False, b.shortfall(None)) for b in spec.targets]
-    return VerifyReport(design.source, result, rows)
+        CheckRow(b.metric, b.describe(), None, False, b.shortfall(None), b in spec.implicit_bounds) for b in spec.bounds]
+    return VerifyReport(design.source, result, rows, spec)
 
 
 def dumps(obj) -> str:
@@ -227,7 +237,7 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
     if own_pool:
         pool = SerialPool()
     try:
-        first = simulate(unique, pool, progress=progress)
+        first = simulate(unique, pool, progress=progress, step=spec.needs_step())
         sims = sum(r.failure != INVALID for r in first)
         second = 0
         met = sum(_met_with_margin(spec, r, margin) for r in first)
@@ -240,7 +250,7 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
             second += len(extra)
             log.info("%d of %d candidate(s) meet the spec as proposed (%d wanted): simulating %d more (%s)",
                      met, sims, want, len(extra), source)
-            results = simulate(extra, pool, progress=progress)
+            results = simulate(extra, pool, progress=progress, step=spec.needs_step())
             first += results
             unique += extra
             origins += [source] * len(extra)
@@ -278,7 +288,10 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
         elif not keep and order:
             keep = claimed = [order[0]]
             final = {order[0]: unique[order[0]]}
-        checks = dict(zip(claimed, simulate([final[i] for i in claimed], pool, keep_waveform=True, progress=False)))
+        # the verification run measures everything a designer signs off: the AC sweep, the poles
+        # and the follower's step response
+        checks = dict(zip(claimed, simulate([final[i] for i in claimed], pool, keep_waveform=True, progress=False,
+                                            step=True)))
     finally:
         if own_pool:
             pool.close()

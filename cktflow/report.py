@@ -20,16 +20,32 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _check_cells(rows) -> list[list[str]]:
-    """Spec check rows as table cells, one format for the verify, sizing and generate reports."""
-    return [[r.metric, format_si(r.measured, METRIC_UNITS[r.metric]), r.target, "pass" if r.passed else "FAIL"]
-            for r in rows]
+    """Spec check rows as table cells, one format for the verify, sizing and generate reports. An
+    implicit target ("usable in feedback", cktflow.spec) is marked with a star."""
+    return [[r.metric + (" *" if getattr(r, "implicit", False) else ""), format_si(r.measured, METRIC_UNITS[r.metric]),
+             r.target, "pass" if r.passed else "FAIL"] for r in rows]
+
+
+def implicit_note(spec) -> str:
+    """One line on what "verified" was checked against: the implicit targets, or the user's only."""
+    if not spec.implicit:
+        return "Verified against the user's targets only (implicit: false): stability, pm_min and peaking unchecked."
+    if not spec.implicit_bounds:
+        return "The spec sets its own stability, pm_min and peaking targets."
+    return ("* implicit target (usable in feedback): " + ", ".join(f"{b.metric} {b.describe()}" for b in spec.implicit_bounds)
+            + "; set `implicit: false` in the spec to check the user's targets only.")
 
 
 def verify_table(report) -> str:
     head = f"{report.source}: " + ("PASS" if report.passed else "FAIL")
     if not report.result.ok:
         head += f" (simulation failed: {report.result.failure}: {report.result.message})"
-    return head + "\n" + table(_CHECK_HEADER, _check_cells(report.rows))
+    out = head + "\n" + table(_CHECK_HEADER, _check_cells(report.rows))
+    for note in getattr(report.result, "notes", []):
+        out += f"\nnote: {note}"
+    if getattr(report, "spec", None) is not None:
+        out += "\n" + implicit_note(report.spec)
+    return out
 
 
 def sizing_table(spec, start, result) -> str:
@@ -42,7 +58,7 @@ def sizing_table(spec, start, result) -> str:
                 f"the closest point misses by a normalised shortfall of {result.best.shortfall:.3g}")
     head += f" ({result.evaluations} run, {result.seconds:.1f} s, optimiser {result.optimizer_seconds:.1f} s)"
     rows = _check_cells(spec.check(perf)) if perf is not None else []
-    out = [head, table(_CHECK_HEADER, rows)]
+    out = [head, table(_CHECK_HEADER, rows), implicit_note(spec)]
     changes = [[f"node {i} {k}", format_si(v0, sep=""), format_si(v1, sep="")]
                for (i, k, v0), (_, _, v1) in zip(start.device_values(), result.circuit.device_values()) if v0 != v1]
     if changes:
@@ -68,13 +84,16 @@ def design_report_markdown(result, files: list[dict], provenance: dict) -> str:
               f"{result.verification_runs} verification run(s), {result.seconds:.1f} s."]
     if provenance:
         lines += ["", "Provenance: " + ", ".join(f"{k} `{v}`" for k, v in provenance.items())]
-    lines += ["", "## Targets", "", "| metric | target |", "|---|---|"]
-    lines += [f"| {b.metric} | {b.describe()} |" for b in spec.targets]
-    lines += ["", "## Ranking", "", "| # | verified | " + " | ".join(b.metric for b in spec.targets)
-              + " | min margin | sized | files |", "|---" * (len(spec.targets) + 5) + "|"]
+    lines += ["", "## Targets", "", "| metric | target | from |", "|---|---|---|"]
+    lines += [f"| {b.metric} | {b.describe()} | the spec |" for b in spec.targets]
+    lines += [f"| {b.metric} | {b.describe()} | implicit: usable in feedback |" for b in spec.implicit_bounds]
+    lines += ["", implicit_note(spec).replace("* implicit", "Implicit")]
+    bounds = spec.bounds
+    lines += ["", "## Ranking", "", "| # | verified | " + " | ".join(b.metric for b in bounds)
+              + " | min margin | sized | files |", "|---" * (len(bounds) + 5) + "|"]
     for rank, (o, f) in enumerate(zip(result.outcomes, files), 1):
         perf = o.performance
-        vals = [format_si(perf.get(b.metric) if perf else None, METRIC_UNITS[b.metric]) for b in spec.targets]
+        vals = [format_si(perf.get(b.metric) if perf else None, METRIC_UNITS[b.metric]) for b in bounds]
         margin = f"{spec.min_margin(perf):.3f}" if perf is not None else "-"
         sized = f"{o.sizing.evaluations} sims" if o.sizing else "no"
         lines.append(f"| {rank} | {'yes' if o.passed else 'NO'} | " + " | ".join(vals)
@@ -88,9 +107,17 @@ def design_report_markdown(result, files: list[dict], provenance: dict) -> str:
             lines += ["| " + " | ".join(cells) + " |" for cells in _check_cells(spec.check(perf))]
         elif o.verification is not None:
             lines.append(f"simulation failed: {o.verification.failure}: {o.verification.message}")
+        if o.verification is not None and o.verification.ok:
+            v = o.verification.performance
+            lines += ["", "Unity-gain follower (small step): overshoot "
+                      f"{format_si(v.overshoot_pct, '%')}, 1 % settling {format_si(v.settling_s, 's')}; "
+                      f"stable: {format_si(v.stable, 'bool')}."]
+            lines += [f"Note: {n}" for n in o.verification.notes]
         netlist = f.get("spice")
         if netlist:
             lines += ["", f"Netlist: [{netlist}]({netlist})"]
         if "bode" in f:
             lines += ["", f"![Bode plot]({f['bode']})"]
+        if "step" in f:
+            lines += ["", f"![Step response]({f['step']})"]
     return "\n".join(lines) + "\n"

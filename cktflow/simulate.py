@@ -17,7 +17,7 @@ from typing import Sequence
 from spice_sim import LocalSimulator, SimJob, SimResult
 
 from .cache import cache_dir
-from .circuit import Circuit, testbench, validity_problems
+from .circuit import Circuit, follower_testbench, testbench, validity_problems
 
 __all__ = ["simulate", "open_pool", "simulator_version", "testbench_version", "LOCAL_MAX", "INVALID"]
 
@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 LOCAL_MAX = 64
 #: Failure kind of a circuit that cannot be realised (never simulated).
 INVALID = "invalid_circuit"
+#: Names the stability measurements (peaking_db, pm_min_deg, stable from MNA poles) in the
+#: testbench version of a stored label: labels without it predate them (cktflow dataset migrate).
+STABILITY_VERSION = "stab1"
 
 
 def open_pool(ray_address: str | None = None, num_workers: int | None = None, timeout_s: float = 30.0,
@@ -42,8 +45,12 @@ def open_pool(ray_address: str | None = None, num_workers: int | None = None, ti
 
 
 def simulate(circuits: Sequence[Circuit], pool=None, *, keep_waveform: bool = False, progress: bool = True,
-             timeout_s: float = 30.0) -> list[SimResult]:
-    """One SimResult per circuit, in order; failures are results with a `failure` kind, never raised."""
+             timeout_s: float = 30.0, step: bool = False) -> list[SimResult]:
+    """One SimResult per circuit, in order; failures are results with a `failure` kind, never raised.
+
+    Every result has the AC metrics and, from the exact poles, `stable`; `step=True` also runs the
+    unity-gain follower's transient (overshoot_pct, settling_s; the step response with
+    `keep_waveform`), which costs about as much again."""
     results: list[SimResult | None] = [None] * len(circuits)
     jobs: list[SimJob] = []
     where: list[int] = []
@@ -52,7 +59,8 @@ def simulate(circuits: Sequence[Circuit], pool=None, *, keep_waveform: bool = Fa
         if problems:
             results[i] = SimResult(failure=INVALID, message="; ".join(problems))
             continue
-        jobs.append(SimJob(testbench(c), keep_waveform=keep_waveform))
+        jobs.append(SimJob(testbench(c), keep_waveform=keep_waveform,
+                           follower=follower_testbench(c) if step else None))
         where.append(i)
     if jobs:
         for i, res in zip(where, _run(jobs, pool, progress, timeout_s)):
@@ -74,7 +82,7 @@ def _run(jobs: list[SimJob], pool, progress: bool, timeout_s: float) -> list[Sim
 def testbench_version() -> str:
     """Names the testbench a stored label was measured with (the sweep, from realize.OCB_SWEEP)."""
     from .circuit import OCB_SWEEP
-    return f"ocb-{OCB_SWEEP.version}"
+    return f"ocb-{OCB_SWEEP.version}+{STABILITY_VERSION}"
 
 
 @functools.lru_cache(maxsize=1)

@@ -14,7 +14,7 @@ __all__ = ["parse_si", "format_spice", "format_si", "UnitError"]
 _SI_PREFIX = {"f": 1e-15, "p": 1e-12, "n": 1e-9, "u": 1e-6, "µ": 1e-6, "m": 1e-3, "": 1.0,
               "k": 1e3, "K": 1e3, "M": 1e6, "Meg": 1e6, "meg": 1e6, "G": 1e9, "T": 1e12}
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
-_PATTERN = re.compile(rf"^\s*({_NUMBER})\s*(Meg|meg|[fpnuµmkKMGT]?)\s*([A-Za-z°]*)\s*$")
+_PATTERN = re.compile(rf"^\s*({_NUMBER})\s*(Meg|meg|[fpnuµmkKMGT]?)\s*([A-Za-z°%]*)\s*$")
 
 
 class UnitError(ValueError):
@@ -69,7 +69,9 @@ def format_si(value: float | None, unit: str = "", digits: int = 4, sep: str = "
     """Short human-readable form, e.g. 1.5915e8 Hz -> "159.2 MHz" (sep="" gives "159.2MHz")."""
     if value is None:
         return "none"
-    if value == 0 or not math.isfinite(value) or unit in ("dB", "deg"):
+    if unit == "bool" or isinstance(value, bool):
+        return "true" if value else "false"
+    if value == 0 or not math.isfinite(value) or unit in ("dB", "deg", "%"):
         return f"{value:.{digits}g} {unit}".strip()
     mag = abs(value)
     for scale, prefix in [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"),

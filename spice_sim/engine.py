@@ -31,7 +31,8 @@ _PARSE_ERROR = re.compile(r"(unknown|no such|could not find|syntax|not found|too
 
 @dataclass
 class AcData:
-    """Frequencies (Hz) and complex node voltages of one AC analysis."""
+    """The scale of one analysis (frequencies in Hz for AC, times in s for a transient; the field
+    keeps its AC name) and the node voltages over it (complex for AC)."""
     freq: np.ndarray
     voltages: dict[str, np.ndarray]
 
@@ -99,6 +100,16 @@ class NgSpiceEngine:
 
     def run_ac(self, netlist: str, nodes: tuple[str, ...] = ("in", "out")) -> AcData:
         """Load a complete deck with one `.ac` analysis, run it, return the named node voltages."""
+        return self.run(netlist, nodes, "ac")
+
+    def run_tran(self, netlist: str, nodes: tuple[str, ...] = ("out",)) -> AcData:
+        """Load a complete deck with one `.tran` analysis; `.freq` then holds the time points (s)."""
+        return self.run(netlist, nodes, "tran")
+
+    def run(self, netlist: str, nodes: tuple[str, ...], analysis: str) -> AcData:
+        """Load a complete deck with one analysis (`ac` or `tran`), run it, return the named node
+        voltages over the analysis' scale (frequency or time)."""
+        scale_name = {"ac": "frequency", "tran": "time"}[analysis]
         self._ng.clear_output()
         lines = [ln for ln in netlist.splitlines() if ln.strip()]
         keep = [self._ffi.new("char[]", ln.encode("utf8")) for ln in lines] + [self._ffi.NULL]
@@ -111,16 +122,16 @@ class NgSpiceEngine:
             self.runs += 1
             self.last_log = err
             plot = self._command("echo $curplot")[0].strip().splitlines()[-1].strip()
-            freq = self._vector(plot, "frequency")
-            if not plot.startswith("ac") or freq is None:
-                raise SimulationError(_first_error(err) or "the AC analysis produced no data", err)
+            scale = self._vector(plot, scale_name)
+            if not plot.startswith(analysis) or scale is None:
+                raise SimulationError(_first_error(err) or f"the {analysis.upper()} analysis produced no data", err)
             voltages = {}
             for node in nodes:
                 v = self._vector(plot, node.lower())
                 if v is None:
                     raise NetlistError(f"the netlist has no node '{node}'", err)
                 voltages[node.lower()] = v
-            data = AcData(np.real(freq).copy(), voltages)
+            data = AcData(np.real(scale).copy(), voltages)
             if not np.all(np.isfinite(data.freq)) or any(not np.all(np.isfinite(v)) for v in voltages.values()):
                 raise SimulationError("ngspice returned non-finite values (singular circuit?)", err)
             return data

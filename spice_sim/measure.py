@@ -1,8 +1,13 @@
-"""Measurements on an AC transfer function H(f) (definitions: shared/design/metrics.md).
+"""Measurements on an AC transfer function H(f) and on a follower's step response
+(definitions: shared/design/metrics.md).
 
 `Performance` is the one representation of a measured result in the whole project. A value that
-does not exist (no unity-gain crossing, no -3 dB point inside the sweep) is None, never a number
-made up to stand in for it.
+does not exist (no unity-gain crossing, no -3 dB point inside the sweep, no loop gain above 1) is
+None, never a number made up to stand in for it.
+
+"Usable in feedback" (metrics.md): the loop gain is L = s*H with s the sign that makes L positive
+at the lowest frequency. Its phase phi is unwrapped along the sweep from the lowest frequency (no
+modulo), so a loop whose phase has passed -180 deg below the UGF reads a negative margin there.
 """
 
 from __future__ import annotations
@@ -12,12 +17,17 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-__all__ = ["Performance", "measure", "METRICS", "METRIC_UNITS"]
+__all__ = ["Performance", "measure", "measure_step", "step_grows", "loop_sign", "where", "METRICS", "METRIC_UNITS",
+           "SETTLING_BAND"]
 
-#: Metric name -> unit, in report order.
+#: Metric name -> unit, in report order. "bool" metrics hold True/False.
 METRIC_UNITS = {"gain_db": "dB", "ugf_hz": "Hz", "pm_deg": "deg", "bw_hz": "Hz", "gm_db": "dB",
-                "ocb_pm_deg": "deg"}
+                "ocb_pm_deg": "deg", "peaking_db": "dB", "pm_min_deg": "deg", "stable": "bool",
+                "overshoot_pct": "%", "settling_s": "s"}
 METRICS = tuple(METRIC_UNITS)
+
+#: The follower's settling band: the response stays within this fraction of its final value.
+SETTLING_BAND = 0.01
 
 
 @dataclass(frozen=True)
@@ -28,8 +38,13 @@ class Performance:
     bw_hz: float | None = None        # first frequency 3 dB below gain_db
     gm_db: float | None = None        # gain margin at the first 180 deg of accumulated phase lag
     ocb_pm_deg: float | None = None   # OCB label convention: wrap(180 + phase(H(ugf))) into (-180, 180]
+    peaking_db: float | None = None   # max |H| over the sweep minus gain_db (>= 0)
+    pm_min_deg: float | None = None   # min of 180 - |phi| wherever |L| >= 1 (phi unwrapped, no modulo)
+    stable: bool | None = None        # unity negative feedback: no closed-loop pole in the right half-plane
+    overshoot_pct: float | None = None  # follower, small step: peak above the final value, in %
+    settling_s: float | None = None   # follower, small step: last time outside +-1 % of the final value
 
-    def to_dict(self) -> dict[str, float | None]:
+    def to_dict(self) -> dict[str, float | bool | None]:
         return asdict(self)
 
     @classmethod
@@ -38,10 +53,21 @@ class Performance:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown performance field(s): {', '.join(sorted(unknown))}")
-        return cls(**{k: (None if v is None else float(v)) for k, v in d.items()})
+        out = {}
+        for k, v in d.items():
+            if v is None:
+                out[k] = None
+            elif METRIC_UNITS[k] == "bool":
+                out[k] = bool(v)
+            else:
+                out[k] = float(v)
+        return cls(**out)
 
-    def get(self, name: str) -> float | None:
+    def get(self, name: str) -> float | bool | None:
         return getattr(self, name)
+
+    def with_values(self, **values) -> "Performance":
+        return Performance(**{**self.to_dict(), **values})
 
 
 def _crossing(x: np.ndarray, y: np.ndarray, level: float) -> tuple[int, float] | None:
@@ -55,15 +81,22 @@ def _crossing(x: np.ndarray, y: np.ndarray, level: float) -> tuple[int, float] |
     return k, float(t)
 
 
+def loop_sign(h0: complex) -> int:
+    """s of L = s*H: the sign that makes the loop gain positive at the lowest frequency."""
+    return 1 if np.real(h0) >= 0 else -1
+
+
 def measure(freq: np.ndarray, h: np.ndarray) -> Performance:
-    """All metrics of metrics.md from a sweep (ascending frequencies) and the complex H there."""
+    """The AC metrics of metrics.md from a sweep (ascending frequencies) and the complex H there.
+    `stable`, `overshoot_pct` and `settling_s` need more than H(f): see spice_sim.jobs."""
     freq = np.asarray(freq, dtype=float)
     h = np.asarray(h, dtype=complex)
     if freq.ndim != 1 or freq.shape != h.shape or freq.size < 2:
         raise ValueError("freq and h must be 1-D arrays of the same length (>= 2)")
     mag_db = 20 * np.log10(np.maximum(np.abs(h), 1e-300))
     logf = np.log10(freq)
-    # Phase lag accumulated from the first sweep point, unwrapped along the sweep.
+    # Phase lag accumulated from the first sweep point, unwrapped along the sweep. The sign s of
+    # the loop only adds a constant 180 deg to the phase of H, so L's lag is H's lag.
     phase = np.unwrap(np.angle(h))
     lag = np.degrees(phase[0] - phase)
     gain = float(mag_db[0])
@@ -88,7 +121,82 @@ def measure(freq: np.ndarray, h: np.ndarray) -> Performance:
     c180 = _crossing(logf, -lag, -180.0)   # lag rising through 180
     if c180 is not None:
         gm = -interp(*c180, mag_db)
-    return Performance(gain_db=gain, ugf_hz=ugf, pm_deg=pm, bw_hz=bw, gm_db=gm, ocb_pm_deg=ocb_pm)
+    peaking = max(0.0, float(mag_db.max()) - gain)
+    return Performance(gain_db=gain, ugf_hz=ugf, pm_deg=pm, bw_hz=bw, gm_db=gm, ocb_pm_deg=ocb_pm,
+                       peaking_db=peaking, pm_min_deg=_pm_min(mag_db, lag, pm))
+
+
+def where(freq: np.ndarray, h: np.ndarray) -> dict[str, float | None]:
+    """The frequencies at which `measure` reads pm_min_deg and peaking_db (for plots): the sweep
+    point of the smallest margin where |L| >= 1 (the UGF when the margin is smallest there), and
+    the point of the largest |H|. None where the metric does not exist."""
+    freq = np.asarray(freq, dtype=float)
+    h = np.asarray(h, dtype=complex)
+    perf = measure(freq, h)
+    mag_db = 20 * np.log10(np.maximum(np.abs(h), 1e-300))
+    phase = np.unwrap(np.angle(h))
+    lag = np.degrees(phase[0] - phase)
+    f_pm_min = None
+    if perf.pm_min_deg is not None:
+        loud = np.nonzero(mag_db >= 0.0)[0]
+        margins = 180.0 - np.abs(lag[loud])
+        k = int(loud[np.argmin(margins)]) if loud.size else None
+        at_ugf = perf.pm_deg is not None and (k is None or 180.0 - abs(180.0 - perf.pm_deg) <= margins.min())
+        f_pm_min = perf.ugf_hz if at_ugf else float(freq[k])
+    f_peak = float(freq[int(np.argmax(mag_db))]) if perf.peaking_db and perf.peaking_db > 0 else None
+    return {"ugf_hz": perf.ugf_hz, "pm_min_hz": f_pm_min, "peak_hz": f_peak}
+
+
+def _pm_min(mag_db: np.ndarray, lag: np.ndarray, pm: float | None) -> float | None:
+    """min of 180 - |phi| over the sweep points where |L| >= 1, and at the UGF itself (so that it
+    never exceeds the design PM read between two sweep points). None when |L| < 1 everywhere."""
+    loud = mag_db >= 0.0
+    vals = [float(np.min(180.0 - np.abs(lag[loud])))] if loud.any() else []
+    if pm is not None:
+        vals.append(180.0 - abs(180.0 - pm))
+    return min(vals) if vals else None
+
+
+def measure_step(time: np.ndarray, y: np.ndarray, final: float,
+                 band: float = SETTLING_BAND) -> tuple[float | None, float | None]:
+    """(overshoot in %, settling time in s) of a step response `y(time)` toward `final` (> 0).
+
+    Overshoot: how far the peak rises above `final`, in % of it (0 for a response that never
+    passes it). Settling: the time after which y stays within +-band*final; None when the response
+    is still outside the band at the end of the record (it did not settle in the window). Both None
+    for a response that does not converge (`step_grows`): it has no final value to measure from."""
+    time = np.asarray(time, dtype=float)
+    y = np.asarray(y, dtype=float)
+    final = float(final)
+    if final <= 0 or time.size < 2 or step_grows(y, final, band):
+        return None, None
+    overshoot = max(0.0, float(y.max() - final) / final * 100.0)
+    outside = np.nonzero(np.abs(y - final) > band * final)[0]
+    if outside.size == 0:
+        return overshoot, 0.0
+    k = int(outside[-1])
+    if k == time.size - 1:
+        return overshoot, None
+    # interpolate where |y - final| comes back to the band between samples k and k+1
+    e0, e1 = abs(y[k] - final), abs(y[k + 1] - final)
+    t = (e0 - band * final) / (e0 - e1) if e0 != e1 else 1.0
+    return overshoot, float(time[k] + min(max(t, 0.0), 1.0) * (time[k + 1] - time[k]))
+
+
+def step_grows(y: np.ndarray, final: float, band: float = SETTLING_BAND) -> bool:
+    """Whether a step response is not converging: not finite, beyond 1000 times its final value,
+    or still outside the settling band at the end with an error envelope over the last quarter of
+    the record at least that of the second quarter (an oscillation that does not die out)."""
+    y = np.asarray(y, dtype=float)
+    scale = max(abs(final), 1e-12)
+    if not np.all(np.isfinite(y)) or np.max(np.abs(y)) > 1e3 * scale:
+        return True
+    e = np.abs(y - final)
+    n = len(e)
+    if n < 8:
+        return False
+    second, last = e[n // 4:n // 2].max(), e[3 * n // 4:].max()
+    return bool(last > band * scale and last >= second)
 
 
 def _wrap180(x: float) -> float:

@@ -49,7 +49,7 @@ def test_cli_all_json(tmp_path):
     res = CliRunner().invoke(main, ["export", "--format", "all", "--bode", "--json", "-o", str(tmp_path / "o"), EXAMPLE])
     assert res.exit_code == 0, res.output
     written = {k: Path(v) for k, v in json.loads(res.output).items()}
-    assert set(written) == {"spice", "spectre", "xschem", "kicad", "svg", "bode"}
+    assert set(written) == {"spice", "spectre", "xschem", "kicad", "svg", "bode", "step"}
     assert all(p.is_file() and p.stem.startswith("two_stage_miller") for p in written.values())
 
 

@@ -37,11 +37,13 @@ def test_generate_verifies_circuits_that_verify_separately(tmp_path):
     assert report["provenance"]["predictor_sha256"] != "missing"
     verified = [o for o in report["outcomes"] if o["verified"]]
     assert verified and all(c["passed"] for o in verified for c in o["checks"])
-    assert {c["metric"] for c in verified[0]["checks"]} == {"gain_db", "ugf_hz", "pm_deg"}
+    checks = {c["metric"]: c for c in verified[0]["checks"]}
+    assert set(checks) == {"gain_db", "ugf_hz", "pm_deg", "stable", "pm_min_deg", "peaking_db"}
+    assert [m for m, c in checks.items() if c["implicit"]] == ["stable", "pm_min_deg", "peaking_db"]
     md = (out / "report.md").read_text()
     assert "verified by ngspice" in md and "| gain_db |" in md and "Bode plot" in md
     for o in verified:
-        for key in ("json", "spice", "bode"):
+        for key in ("json", "spice", "bode", "step"):
             assert (out / o["files"][key]).is_file(), o["files"]
     # a separate process measures every circuit called verified again, from its written JSON
     paths = [str(out / o["files"]["json"]) for o in verified]

@@ -55,8 +55,12 @@ def test_unreachable_target_is_reported_unmet(miller, pool):
 def test_feasibility_dominates_the_secondary_goal(miller):
     spec = parse_spec(REACHABLE.replace("name: reach", "name: gm\nobjective: min_total_gm"))
     from spice_sim import Performance
-    ok = SimResult(performance=Performance(gain_db=130, ugf_hz=2e9, pm_deg=80))
-    close = SimResult(performance=Performance(gain_db=119.9, ugf_hz=2e9, pm_deg=80))
+    usable = dict(stable=True, pm_min_deg=80, peaking_db=0.0)
+    ok = SimResult(performance=Performance(gain_db=130, ugf_hz=2e9, pm_deg=80, **usable))
+    close = SimResult(performance=Performance(gain_db=119.9, ugf_hz=2e9, pm_deg=80, **usable))
+    ringing = SimResult(performance=Performance(gain_db=130, ugf_hz=2e9, pm_deg=80, stable=True, pm_min_deg=30,
+                                                peaking_db=0.0))
+    assert score(spec, miller, ringing) > 0          # the implicit pm_min target is part of feasibility
     assert score(spec, miller, ok) <= 0 < score(spec, miller, close)
     big = miller.with_values({(3, "gm"): 0.1})
     assert score(spec, miller, ok) < score(spec, big, ok)            # less gm is better once met

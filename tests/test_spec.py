@@ -26,14 +26,17 @@ def test_example_spec_loads():
     assert {b.metric for b in s.targets} == {"gain_db", "ugf_hz", "pm_deg"}
 
 
+USABLE = dict(stable=True, pm_min_deg=65, peaking_db=0.0)
+
+
 def test_passes_and_shortfall():
     s = parse_spec(GOOD)
-    ok = Performance(gain_db=70, ugf_hz=200e6, pm_deg=65)
+    ok = Performance(gain_db=70, ugf_hz=200e6, pm_deg=65, **USABLE)
     assert s.passes(ok) and s.shortfall(ok) == 0 and s.min_margin(ok) > 0
-    low = Performance(gain_db=40, ugf_hz=10e6, pm_deg=65)
+    low = Performance(gain_db=40, ugf_hz=10e6, pm_deg=65, **USABLE)
     assert not s.passes(low)
     assert s.shortfall(low) == pytest.approx(20 / 20 + 1.0)   # 20 dB short (scale 20) + one decade
-    none = Performance(gain_db=70, ugf_hz=None, pm_deg=None)
+    none = Performance(gain_db=70, ugf_hz=None, pm_deg=None, **USABLE)
     assert not s.passes(none) and s.shortfall(none) > s.shortfall(low)
 
 
@@ -50,6 +53,10 @@ def test_passes_and_shortfall():
     ("targets: [1, 2\n", "not valid YAML"),
     ("targets:\n  gain_db: {min: 60}\nobjective: fastest\n", "<spec>:3: unknown objective 'fastest'"),
     ("targets:\n  gain_db: {min: 60}\n  gain_db: {min: 70}\n", "given twice"),
+    ("targets:\n  stable: maybe\n", "<spec>:2: targets.stable: expected true or false"),
+    ("targets:\n  gain_db: {min: 60}\nimplicit: sometimes\n", "<spec>:3: 'implicit' must be true or false"),
+    ("targets:\n  settling_s: {max: -1us}\n", "must be positive"),
+    ("targets:\n  overshoot_pct: {max: 5V}\n", "unit 'V' does not fit"),
 ])
 def test_bad_specs_are_rejected_with_file_line_field(text, message):
     with pytest.raises(SpecError) as err:
@@ -64,3 +71,36 @@ def test_load_spec_names_the_file(tmp_path):
         load_spec(p)
     with pytest.raises(SpecError, match="cannot read spec file"):
         load_spec(tmp_path / "missing.yaml")
+
+
+def test_implicit_targets_are_added_by_default():
+    s = parse_spec(GOOD)
+    implicit = {b.metric: b for b in s.implicit_bounds}
+    assert set(implicit) == {"stable", "pm_min_deg", "peaking_db"}
+    assert implicit["pm_min_deg"].min == 60          # the spec's own pm_deg bound
+    assert implicit["peaking_db"].max == 6 and implicit["stable"].min == 1
+    assert parse_spec("targets:\n  gain_db: {min: 60}\n").implicit_bounds[1].min == 45   # no pm_deg: 45
+    base = Performance(gain_db=70, ugf_hz=200e6, pm_deg=65)
+    assert not s.passes(base)                        # unknown stability is not verified
+    ringing = base.with_values(stable=True, pm_min_deg=5.0, peaking_db=24.0)
+    rows = {r.metric: r for r in s.check(ringing)}
+    assert not rows["pm_min_deg"].passed and not rows["peaking_db"].passed and rows["pm_min_deg"].implicit
+    assert not rows["gain_db"].implicit
+    assert s.shortfall(ringing) == pytest.approx((60 - 5) / 30 + (24 - 6) / 20)
+    unstable = base.with_values(stable=False, pm_min_deg=65, peaking_db=0.0)
+    assert not s.passes(unstable) and s.shortfall(unstable) == pytest.approx(1.0)
+    assert s.passes(base.with_values(**USABLE))
+
+
+def test_implicit_targets_can_be_replaced_waived_or_switched_off():
+    own = parse_spec(GOOD + "  peaking_db: {max: 1dB}\n  stable: false\n")
+    assert {b.metric for b in own.implicit_bounds} == {"pm_min_deg"}
+    assert [b.max for b in own.targets if b.metric == "peaking_db"] == [1.0]
+    assert own.to_dict()["targets"]["stable"] is False
+    off = parse_spec(GOOD + "implicit: false\n")
+    assert off.implicit_bounds == () and off.bounds == off.targets
+    assert off.passes(Performance(gain_db=70, ugf_hz=200e6, pm_deg=65))
+    step = parse_spec("targets:\n  overshoot_pct: {max: 5%}\n  settling_s: {max: 20ns}\n  stable: true\n")
+    assert step.needs_step() and not parse_spec(GOOD).needs_step()
+    assert [b.describe() for b in step.targets] == ["<= 5 %", "<= 20 ns", "true"]
+    assert {b.metric for b in step.implicit_bounds} == {"pm_min_deg", "peaking_db"}

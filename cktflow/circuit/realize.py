@@ -19,7 +19,8 @@ from .ir import Circuit
 from .pdk import Pdk, load_pdk
 from .validity import InvalidCircuitError, analyse
 
-__all__ = ["AcSweep", "OCB_SWEEP", "netlist_body", "testbench", "wrap_testbench", "device_lines"]
+__all__ = ["AcSweep", "OCB_SWEEP", "netlist_body", "testbench", "wrap_testbench", "device_lines",
+           "follower_testbench", "wrap_follower"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ def _templates(folder: str) -> dict[str, Template]:
     out = {k: Template(v) for k, v in lines.items()}
     out["testbench_ac"] = Template((base / "testbench_ac.cir").read_text())
     out["source"] = Template((base / "source.cir").read_text().strip())
+    out["testbench_follower"] = Template((base / "testbench_follower.cir").read_text())
     return out
 
 
@@ -110,3 +112,19 @@ def testbench(c: Circuit, sweep: AcSweep = OCB_SWEEP, pdk: Pdk | None = None, ti
     """The circuit inside the OCB AC testbench, ready for ngspice."""
     pdk = pdk or load_pdk()
     return wrap_testbench(netlist_body(c, pdk), title=title, sweep=sweep, pdk=pdk)
+
+
+def wrap_follower(body: str, *, title: str = "circuit", input_net: str = "in", output_net: str = "out",
+                  pdk: Pdk | None = None) -> str:
+    """The unity-gain follower deck around element lines (which must not drive the input net
+    themselves): a spice_sim SimJob `follower` template, whose $sign, $tstop, $tstep and $vstep the
+    simulation fills in once the AC sweep has told it the loop's sign and time scale."""
+    pdk = pdk or load_pdk()
+    return _templates(pdk.templates)["testbench_follower"].substitute(
+        title=title, body=body, input=input_net, output=output_net)
+
+
+def follower_testbench(c: Circuit, pdk: Pdk | None = None, title: str = "circuit") -> str:
+    """The circuit closed as a unity-gain follower for its step response (see wrap_follower)."""
+    pdk = pdk or load_pdk()
+    return wrap_follower(netlist_body(c, pdk), title=title, pdk=pdk)

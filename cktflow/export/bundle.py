@@ -46,8 +46,9 @@ def write_format(c: Circuit, fmt: str, path: str | Path, *, title: str | None = 
 def export_all(c: Circuit, folder: str | Path, stem: str, sim_result=None, *, pdk: Pdk | None = None,
                title: str | None = None) -> dict[str, Path]:
     """Write STEM.cir, .scs, .sch, .kicad_sch and .svg into `folder` (created if needed), and
-    STEM_bode.png when `sim_result` carries a waveform (a SimResult run with keep_waveform=True).
-    Returns {format: path}, "bode" included when written."""
+    STEM_bode.png when `sim_result` carries a waveform (a SimResult run with keep_waveform=True),
+    STEM_step.png when it carries the follower's step response too.
+    Returns {format: path}, "bode" and "step" included when written."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     title = title or stem
@@ -56,6 +57,11 @@ def export_all(c: Circuit, folder: str | Path, stem: str, sim_result=None, *, pd
     if freq is not None and h is not None:
         from .bode import plot_bode
         written["bode"] = plot_bode(freq, h, folder / f"{stem}_bode.png", title=title)
+    t, y = getattr(sim_result, "time", None), getattr(sim_result, "step", None)
+    if t is not None and y is not None and freq is not None:
+        from .bode import plot_step
+        a0 = abs(complex(h[0]))
+        written["step"] = plot_step(t, y, a0 / (1 + a0), folder / f"{stem}_step.png", title=title)
     return written
 
 
@@ -79,10 +85,11 @@ def _simulate_waveform(c: Circuit, pdk: Pdk | None):
     """The circuit's AC response from ngspice (in a child process with a time limit), or None."""
     from spice_sim import LocalSimulator, SimJob
 
-    from ..circuit import testbench
+    from ..circuit import follower_testbench, testbench
 
     with LocalSimulator() as simulator:
-        result = simulator.run(SimJob(testbench(c, pdk=pdk), keep_waveform=True))
+        result = simulator.run(SimJob(testbench(c, pdk=pdk), keep_waveform=True,
+                                      follower=follower_testbench(c, pdk=pdk)))
     if not result.ok:
         log.warning("no Bode plot: the simulation failed (%s): %s", result.failure, result.message)
         return None

@@ -32,12 +32,12 @@ _MISSING = 10.0
 
 
 def failed_penalty(spec: Spec) -> float:
-    return _MISSING * len(spec.targets) + FAILED_PENALTY_EXTRA
+    return _MISSING * len(spec.bounds) + FAILED_PENALTY_EXTRA
 
 
 def _gap(spec: Spec, perf: Performance, margin: float) -> float:
     total = 0.0
-    for b in spec.targets:
+    for b in spec.bounds:
         v = perf.get(b.metric)
         if v is None or not math.isfinite(v):
             total += _MISSING + margin

@@ -389,7 +389,7 @@ def size_many(circuits: Sequence[Circuit], spec: Spec, pool=None, config: Sizing
             if total_budget is not None:
                 asked = _trim(asked, total_budget - spent)
             batch = [s.space.circuit_at(x) for s, xs in asked for x in xs]
-            results = simulate(batch, pool, progress=False)
+            results = simulate(batch, pool, progress=False, step=spec.needs_step())
             spent += len(batch)
             k = 0
             for s, xs in asked:
@@ -441,7 +441,7 @@ def size(circuit: Circuit, spec: Spec, pool=None, config: SizingConfig = SizingC
     try:
         while not sizer.done:
             xs = sizer.ask()
-            results = simulate([sizer.space.circuit_at(x) for x in xs], pool, progress=False)
+            results = simulate([sizer.space.circuit_at(x) for x in xs], pool, progress=False, step=spec.needs_step())
             sizer.tell(xs, results)
             if bar is not None:
                 bar.update(len(xs))

@@ -59,7 +59,9 @@ def fit_models(spec: Spec, xs_log: np.ndarray, perf_rows: list, centre: np.ndarr
     failed). Points far from the centre weigh less (Gaussian in units of the trust radius) so the
     models stay local; the ridge keeps slopes of values that never moved near zero.
     """
-    bounds = spec.targets
+    # every bound on a continuous metric: a true/false one (stable) has no slope to fit, and
+    # the margins that decide it (pm_min_deg, peaking_db) are fitted beside it
+    bounds = [b for b in spec.bounds if b.unit != "bool"]
     d = xs_log.shape[1]
     intercept, slope = np.zeros(len(bounds)), np.zeros((len(bounds), d))
     for j, b in enumerate(bounds):
