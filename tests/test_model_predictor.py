@@ -84,11 +84,14 @@ def trained(tmp_path_factory, data):
 def test_predictor_learns_a_handful_of_circuits(data, trained):
     model, _ = trained
     y = prediction_targets(data)
+    assert y.shape == (len(data), 8) and torch.isfinite(y).all()     # every label has the usable metrics
     untrained = PerformancePredictor(64, 1)
     with torch.no_grad():
-        err = (model(data.x) - y).abs().mean().item()
-        base = (untrained(data.x) - y).abs().mean().item()
+        out, raw = model(data.x), untrained(data.x)
+        err = (out[:, :7] - y[:, :7]).abs().mean().item()           # the regression outputs
+        base = (raw[:, :7] - y[:, :7]).abs().mean().item()
     assert err < 0.02 < 0.1 < base
+    assert torch.equal(out[:, 7] > 0, y[:, 7] > 0.5)                # the stable logit classifies them all
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(data, trained):
@@ -145,7 +148,7 @@ def test_finetune_predictor_continues_from_the_source(tmp_path, data, trained):
     with torch.no_grad():
         y = prediction_targets(data)
         # a short fine-tune at a fifth of the rate keeps what it knew
-        assert (tuned(data.x) - y).abs().mean().item() < 0.1
+        assert (tuned(data.x)[:, :7] - y[:, :7]).abs().mean().item() < 0.1
 
 
 def test_shipped_model_has_a_predictor_and_propose_refines_toward_the_spec():
@@ -160,6 +163,21 @@ def test_shipped_model_has_a_predictor_and_propose_refines_toward_the_spec():
     d_ref = bound_distance(refine.predictor.predict(refined), target.lower, target.upper, margin)
     assert float(d_ref.sum()) <= float(d_raw.sum())
     assert [c.topology_hash() for c in refined] == [c.topology_hash() for c in raw]
+
+
+def test_usable_distance_by_hand():
+    from cktflow.model.predictor import UsableTarget, usable_distance
+    spec = parse_spec("targets:\n  gain_db: {min: 60}\n  pm_deg: {min: 60}\n")
+    target = UsableTarget.of(spec)
+    assert target.pm_min == pytest.approx(60 / 90) and target.peaking == pytest.approx(6 / 20) and target.stable
+    good = torch.tensor([[0.7, 0.0, 0.8, 1.0, 0.0, 80 / 90, 0.0, 5.0]])
+    assert float(usable_distance(good, target, 0.0, 0.0)) == 0.0
+    ringing = torch.tensor([[0.7, 0.0, 0.8, 1.0, 0.0, 30 / 90, 24 / 20, -1.0]])
+    expected = (60 - 30) / 90 + (24 - 6) / 20 + 0.1 * (2.0 + 1.0)
+    assert float(usable_distance(ringing, target, 0.0, 0.0)) == pytest.approx(expected, abs=1e-6)
+    assert float(usable_distance(ringing[:, :5], target)) == 0.0           # an AC-only predictor
+    off = UsableTarget.of(parse_spec("targets:\n  gain_db: {min: 60}\nimplicit: false\n"))
+    assert off.empty and float(usable_distance(ringing, off)) == 0.0
 
 
 def test_model_without_predictor_is_not_refined(tmp_path):

@@ -172,6 +172,14 @@ class Dataset:
             self._db.executemany("UPDATE circuits SET split = ? WHERE hash = ?",
                                  [(s, h) for h, s in splits.items()])
 
+    def update_labels(self, rows: Iterable[tuple]) -> None:
+        """Replace the labels of stored rows in one transaction (the relabelling migration):
+        rows of (performance JSON or None, failure or None, message, simulator, testbench,
+        provenance JSON, id)."""
+        with self._transaction():
+            self._db.executemany("UPDATE circuits SET performance = ?, failure = ?, message = ?, simulator = ?, "
+                                 "testbench = ?, provenance = ? WHERE id = ?", list(rows))
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         self._db.execute("BEGIN IMMEDIATE")

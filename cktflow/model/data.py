@@ -32,7 +32,8 @@ from spice_sim.measure import Performance
 
 __all__ = ["MAX_NODES", "CLASS_SIZES", "SPEC_DIM", "Example", "spec_classes", "spec_vector",
            "normalise_value", "denormalise_value", "CircuitTensors", "encode_circuits", "decode_circuit",
-           "TensorData", "build_tensor_data", "load_examples", "build_ocb_examples"]
+           "TensorData", "build_tensor_data", "load_examples", "build_ocb_examples", "usable_vector", "USABLE_DIM",
+           "PEAKING_SCALE_DB"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ CLASS_SIZES = (4, 32, 6)
 SPEC_DIM = 3
 #: Scales of the continuous spec vector: dB per unit, log10(Hz) offset, degrees per unit.
 GAIN_SCALE_DB, LOG_UGF_OFFSET, PM_SCALE_DEG = 100.0, 9.0, 90.0
+#: The usable-in-feedback labels: pm_min_deg / PM_SCALE_DEG, peaking_db / PEAKING_SCALE_DB, stable.
+USABLE_DIM, PEAKING_SCALE_DB = 3, 20.0
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,9 @@ class TensorData:
     spec: torch.Tensor       # (B, SPEC_DIM) float: the continuous spec vector
     hashes: list[str]
     label_pm: torch.Tensor | None = None    # (B,) float: the OCB label PM in degrees (the pm class's source)
+    # (B, 3) float: usable-in-feedback labels pm_min_deg/90, peaking_db/20, stable (1/0); NaN where
+    # a label lacks them (measured before the stability metrics)
+    usable: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.circuits)
@@ -177,12 +183,13 @@ class TensorData:
     def subset(self, idx: Sequence[int]) -> "TensorData":
         t = torch.as_tensor(list(idx), dtype=torch.long)
         return TensorData([self.circuits[i] for i in idx], self.x.index(t), self.classes[t], self.spec[t],
-                          [self.hashes[i] for i in idx], None if self.label_pm is None else self.label_pm[t])
+                          [self.hashes[i] for i in idx], None if self.label_pm is None else self.label_pm[t],
+                          None if self.usable is None else self.usable[t])
 
 
 def build_tensor_data(examples: Iterable[Example], pdk: Pdk | None = None) -> TensorData:
     """Label and encode examples; circuits without a label (no UGF, negative pm class) are dropped."""
-    keep, classes, specs, label_pm = [], [], [], []
+    keep, classes, specs, label_pm, usable = [], [], [], [], []
     for ex in examples:
         cls, vec = spec_classes(ex.performance), spec_vector(ex.performance)
         if cls is None or vec is None or len(ex.circuit.nodes) > MAX_NODES:
@@ -191,9 +198,20 @@ def build_tensor_data(examples: Iterable[Example], pdk: Pdk | None = None) -> Te
         classes.append(cls)
         specs.append(vec)
         label_pm.append(ex.performance.ocb_pm_deg)
+        usable.append(usable_vector(ex.performance))
     return TensorData(keep, encode_circuits(keep, pdk), torch.tensor(classes, dtype=torch.long).reshape(-1, 3),
                       torch.tensor(specs, dtype=torch.float32).reshape(-1, SPEC_DIM),
-                      [c.canonical_hash() for c in keep], torch.tensor(label_pm, dtype=torch.float32))
+                      [c.canonical_hash() for c in keep], torch.tensor(label_pm, dtype=torch.float32),
+                      torch.tensor(usable, dtype=torch.float32).reshape(-1, USABLE_DIM))
+
+
+def usable_vector(perf: Performance) -> tuple[float, float, float]:
+    """The usable-in-feedback labels in model units: pm_min_deg/90, peaking_db/20, stable as 1/0
+    (NaN for a metric the label lacks)."""
+    def scaled(v, scale):
+        return math.nan if v is None else float(v) / scale
+    return (scaled(perf.pm_min_deg, PM_SCALE_DEG), scaled(perf.peaking_db, PEAKING_SCALE_DB),
+            math.nan if perf.stable is None else float(perf.stable))
 
 
 # ---- where examples come from -----------------------------------------------------------------
@@ -210,17 +228,24 @@ def load_examples(db: str | Path | None = None, n: int = 10000, seed: int = 1) -
     if Dataset is not None:
         path = Path(db) if db else Path(default_db_path())
         if path.exists():
-            ds = Dataset.open(path)
-            out = [Example(r.circuit, r.performance, r.split) for r in ds.records()
-                   if r.performance is not None and r.split in ("train", "test")]
+            from ..dataset import stale_count
+            with Dataset.open(path) as ds:
+                out = [Example(r.circuit, r.performance, r.split) for r in ds.records()
+                       if r.performance is not None and r.split in ("train", "test")]
+                stale = stale_count(ds)
             log.info("loaded %d labelled circuits from %s", len(out), path)
+            if stale:
+                log.warning("%s: %d circuit(s) were labelled by an older testbench and lack the stability "
+                            "metrics; run `cktflow dataset migrate` to measure them again", path, stale)
             return out
         if db:
             raise FileNotFoundError(f"dataset {path} does not exist (build it with `cktflow dataset build`)")
     elif db:
         raise ValueError("--db needs the dataset store (cktflow.dataset), which is not installed here")
     from ..cache import cache_dir
-    cache = cache_dir() / f"ocb101_n{n}_seed{seed}.jsonl"
+    from ..simulate import testbench_version
+    # the testbench in the name: a cache labelled before the stability metrics is not reused
+    cache = cache_dir() / f"ocb101_n{n}_seed{seed}_{testbench_version()}.jsonl"
     if cache.exists():
         return _read_jsonl(cache)
     examples = build_ocb_examples(n, seed)

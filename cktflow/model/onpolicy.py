@@ -42,10 +42,12 @@ import torch
 from ..circuit import Circuit
 from ..circuit.validity import is_valid
 from ..simulate import simulate
-from ..spec import SHORTFALL_SCALE
-from .data import GAIN_SCALE_DB, PM_SCALE_DEG, Example, TensorData, build_tensor_data, spec_classes, spec_vector
+from ..spec import IMPLICIT_PEAKING_DB, IMPLICIT_PM_MIN_DEG, SHORTFALL_SCALE
+from .data import GAIN_SCALE_DB, PEAKING_SCALE_DB, PM_SCALE_DEG, Example, TensorData, build_tensor_data, spec_classes, \
+    spec_vector
 from .network import CktGen
-from .predictor import bound_distance, class_distance, finetune_predictor, load_predictor, refine_values
+from .predictor import UsableTarget, bound_distance, class_distance, finetune_predictor, load_predictor, \
+    refine_values, usable_distance
 from .sample import Refinement, decode_latents, model_device, sample_latents
 from .train import load_checkpoint
 
@@ -107,10 +109,15 @@ def _refined_decodes(model: CktGen, refine: Refinement, cond: torch.Tensor, temp
     circuits = [decoded[j] for j in ok]
     half = torch.tensor(WINDOW)
     lower, upper = cond[ok] - half, cond[ok] + half
-    return circuits + refine_values(refine.predictor, circuits,
-                                    lambda pred, at: bound_distance(pred, lower[at], upper[at],
-                                                                    refine.margin * 2 * half),
-                                    steps=refine.steps, lr=refine.lr)
+    # the window's implicit targets too, as `generate` asks them: pm_min at least the window's PM
+    # floor (45 deg at least), peaking <= 6 dB, stable
+    pm_floor = torch.clamp(lower[:, 2], min=IMPLICIT_PM_MIN_DEG / PM_SCALE_DEG)
+
+    def objective(pred, at):
+        miss = bound_distance(pred, lower[at], upper[at], refine.margin * 2 * half)
+        usable = UsableTarget(pm_floor[at].to(pred.device), IMPLICIT_PEAKING_DB / PEAKING_SCALE_DB, True)
+        return miss + usable_distance(pred, usable)
+    return circuits + refine_values(refine.predictor, circuits, objective, steps=refine.steps, lr=refine.lr)
 
 
 def onpolicy_examples(model: CktGen, refine: Refinement, train: TensorData, n: int = ONPOLICY_DECODES, *,

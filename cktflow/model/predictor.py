@@ -14,6 +14,11 @@ members trained from different seeds are averaged, so refinement follows what bo
 rather than one network's quirks (42 % with one member). The OCB label PM is an angle wrapped
 into (-180, 180] deg, so it is predicted as (cos, sin): label classes 0 and 3 are neighbours on
 the circle.
+
+Usable in feedback: the predictor also reads off pm_min_deg, peaking_db and whether the follower is
+stable (a logit), so the refinement moves values toward circuits that meet a spec's implicit
+targets as well as its numbers (`usable_distance`). A predictor saved before these outputs (5 of
+them) still loads; it refines toward the user's numbers only.
 """
 
 from __future__ import annotations
@@ -31,13 +36,13 @@ from torch import nn
 from ..circuit import Circuit, load_pdk
 from ..circuit.basis import DEVICE_KINDS
 from ..circuit.ocb_labels import GAIN_OFFSET
-from .data import CLASS_SIZES, LOG_UGF_OFFSET, CircuitTensors, TensorData, denormalise_value, \
-    encode_circuits
+from .data import CLASS_SIZES, LOG_UGF_OFFSET, PEAKING_SCALE_DB, PM_SCALE_DEG, CircuitTensors, TensorData, \
+    denormalise_value, encode_circuits
 from .signal_flow import SignalFlowEncoder, standardised
 from .train import load_checkpoint, resolve_device, save_checkpoint
 
 __all__ = ["PerformancePredictor", "PREDICTOR_NAME", "predictor_path", "prediction_targets", "class_distance",
-           "bound_distance", "refine_values", "train_predictor", "finetune_predictor", "load_predictor"]
+           "bound_distance", "UsableTarget", "usable_distance", "refine_values", "train_predictor", "finetune_predictor", "load_predictor"]
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +53,14 @@ PREDICTOR_NAME = "predictor.pt"
 def predictor_path(checkpoint: str | Path) -> Path:
     """Where the predictor of the model in `checkpoint` lives: beside it."""
     return Path(checkpoint).parent / PREDICTOR_NAME
-#: Outputs: gain_db/100, log10(UGF) - 9, design PM/90, cos and sin of the OCB label PM.
-N_OUTPUTS = 5
+#: Outputs: gain_db/100, log10(UGF) - 9, design PM/90, cos and sin of the OCB label PM; then
+#: pm_min_deg/90, peaking_db/20 and the logit of `stable` (usable in feedback).
+N_OUTPUTS = 8
+#: Outputs of a predictor saved before the usable-in-feedback ones.
+N_AC_OUTPUTS = 5
+#: The stable logit a refinement aims past (probability ~0.88), and the weight of a usable miss
+#: (pm_min in 90-degree units, peaking in 20 dB) against the spec's own misses.
+STABLE_LOGIT_TARGET, USABLE_WEIGHT = 2.0, 1.0
 #: A UGF miss in decades weighs this much against a gain miss in 100 dB and a PM miss in 90 deg:
 #: one bandwidth class is 0.03-0.3 decades wide, a gain class 100 dB, a PM class 90 deg.
 UGF_WEIGHT = 3.0
@@ -60,23 +71,27 @@ TRAIN_LR, TRAIN_BATCH = 1e-3, 64
 class _Member(nn.Module):
     """One signal-flow encoder with a regression head."""
 
-    def __init__(self, d: int):
+    def __init__(self, d: int, outputs: int = N_OUTPUTS):
         super().__init__()
         self.encode = SignalFlowEncoder(d)
         self.head = nn.Sequential(nn.Linear(3 * d, 2 * d), nn.GELU(), nn.Linear(2 * d, d), nn.GELU(),
-                                  nn.Linear(d, N_OUTPUTS))
+                                  nn.Linear(d, outputs))
 
     def forward(self, x: CircuitTensors) -> torch.Tensor:
         return self.head(self.encode(x))
 
 
 class PerformancePredictor(nn.Module):
-    """Circuits (as tensors) -> (B, 5) predicted performance, the mean of `members` networks."""
+    """Circuits (as tensors) -> (B, outputs) predicted performance, the mean of `members` networks."""
 
-    def __init__(self, d: int = 128, members: int = 2):
+    def __init__(self, d: int = 128, members: int = 2, outputs: int = N_OUTPUTS):
         super().__init__()
-        self.d, self.n_members = d, members
-        self.members = nn.ModuleList(_Member(d) for _ in range(members))
+        self.d, self.n_members, self.outputs = d, members, outputs
+        self.members = nn.ModuleList(_Member(d, outputs) for _ in range(members))
+
+    @property
+    def predicts_usable(self) -> bool:
+        return self.outputs >= N_OUTPUTS
 
     def forward(self, x: CircuitTensors) -> torch.Tensor:
         x = standardised(x)
@@ -92,11 +107,29 @@ def _device(module: nn.Module) -> torch.device:
 
 
 def prediction_targets(data: TensorData) -> torch.Tensor:
-    """(B, 5) training targets of a labelled set, in the predictor's output order."""
+    """(B, 8) training targets of a labelled set, in the predictor's output order (NaN where a label
+    lacks a usable-in-feedback metric)."""
     if data.label_pm is None:
         raise ValueError("the data carries no OCB label PM; build it with build_tensor_data")
     rad = torch.deg2rad(data.label_pm)
-    return torch.cat([data.spec, rad.cos()[:, None], rad.sin()[:, None]], dim=-1)
+    usable = data.usable if data.usable is not None else torch.full((len(data), 3), math.nan)
+    return torch.cat([data.spec, rad.cos()[:, None], rad.sin()[:, None], usable], dim=-1)
+
+
+def prediction_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Smooth L1 on the AC outputs (as before the usable ones existed), plus, where labelled,
+    smooth L1 on pm_min and peaking and binary cross-entropy on the stable logit."""
+    loss = F.smooth_l1_loss(pred[:, :N_AC_OUTPUTS], y[:, :N_AC_OUTPUTS], beta=0.05)
+    if pred.shape[1] < N_OUTPUTS:
+        return loss
+    for k in (5, 6):
+        known = torch.isfinite(y[:, k])
+        if known.any():
+            loss = loss + F.smooth_l1_loss(pred[known, k], y[known, k], beta=0.05)
+    known = torch.isfinite(y[:, 7])
+    if known.any():
+        loss = loss + 0.1 * F.binary_cross_entropy_with_logits(pred[known, 7], y[known, 7])
+    return loss
 
 
 # ---- how far a prediction is from a target ----------------------------------------------------
@@ -145,13 +178,55 @@ def bound_distance(pred: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
     return ((below + above) * torch.tensor(weights, device=pred.device)).sum(-1)
 
 
+@dataclasses.dataclass(frozen=True)
+class UsableTarget:
+    """A spec's usable-in-feedback targets in model units (None: not asked for); a bound may be a
+    (B,) tensor, one per predicted row."""
+    pm_min: float | torch.Tensor | None = None       # pm_min_deg / 90, at least
+    peaking: float | torch.Tensor | None = None      # peaking_db / 20, at most
+    stable: bool = False
+
+    @classmethod
+    def of(cls, spec) -> "UsableTarget":
+        """From a cktflow Spec's bounds (its implicit targets included)."""
+        out = {}
+        for b in spec.bounds:
+            if b.metric == "pm_min_deg" and b.min is not None:
+                out["pm_min"] = b.min / PM_SCALE_DEG
+            elif b.metric == "peaking_db" and b.max is not None:
+                out["peaking"] = b.max / PEAKING_SCALE_DB
+            elif b.metric == "stable" and b.min:
+                out["stable"] = True
+        return cls(**out)
+
+    @property
+    def empty(self) -> bool:
+        return self.pm_min is None and self.peaking is None and not self.stable
+
+
+def usable_distance(pred: torch.Tensor, target: UsableTarget, pm_margin: float = 10.0 / PM_SCALE_DEG,
+                    peaking_margin: float = 1.0 / PEAKING_SCALE_DB) -> torch.Tensor:
+    """(B,) how far each prediction is from the usable-in-feedback targets (0 when predicted met
+    with the margins, or when the predictor does not predict them)."""
+    out = torch.zeros(pred.shape[0], device=pred.device)
+    if pred.shape[1] < N_OUTPUTS or target.empty:
+        return out
+    if target.pm_min is not None:
+        out = out + F.relu(target.pm_min + pm_margin - pred[:, 5])
+    if target.peaking is not None:
+        out = out + F.relu(pred[:, 6] - (target.peaking - peaking_margin))
+    if target.stable:
+        out = out + 0.1 * F.relu(STABLE_LOGIT_TARGET - pred[:, 7])
+    return USABLE_WEIGHT * out
+
+
 # ---- refinement ---------------------------------------------------------------------------------
 def refine_values(predictor: PerformancePredictor, circuits: Sequence[Circuit],
                   objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *, steps: int = 100,
                   lr: float = 0.01) -> list[Circuit]:
     """The same topologies with device values moved down the gradient of the objective.
 
-    objective(pred, rows) maps the (len(rows), 5) predictions of the circuits at index `rows` to
+    objective(pred, rows) maps the (len(rows), outputs) predictions of the circuits at index `rows` to
     their losses (0 once a circuit is where it should be). Values move on the model's [0, 1] log
     scale (Adam, at most `steps` steps), so they stay within the PDK's ranges; only devices a node
     has move. A circuit stops moving the first time its loss is 0 (and is no longer computed, which
@@ -222,7 +297,7 @@ def _fit(model: PerformancePredictor, data: TensorData, *, epochs: int, lr: floa
             total = 0.0
             for s in range(steps):
                 idx = perm[s * batch_size:(s + 1) * batch_size]
-                loss = F.smooth_l1_loss(member(standardised(x_all.index(idx))), y_all[idx], beta=0.05)
+                loss = prediction_loss(member(standardised(x_all.index(idx))), y_all[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -240,7 +315,8 @@ def _fit(model: PerformancePredictor, data: TensorData, *, epochs: int, lr: floa
 
 def _save(model: PerformancePredictor, path: Path, epochs: int, loss: float, circuits: int,
           onpolicy: dict | None = None) -> None:
-    save_checkpoint(path, {"d": model.d, "members": model.n_members, "model": model.state_dict(),
+    save_checkpoint(path, {"d": model.d, "members": model.n_members, "outputs": model.outputs,
+                           "model": model.state_dict(),
                            "epochs": epochs, "final_loss": loss, "circuits": circuits, "onpolicy": onpolicy})
 
 
@@ -277,6 +353,6 @@ def finetune_predictor(source: str | Path, data: TensorData, path: str | Path, *
 
 def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> PerformancePredictor:
     state = load_checkpoint(path, device)
-    model = PerformancePredictor(state["d"], state["members"])
+    model = PerformancePredictor(state["d"], state["members"], state.get("outputs", N_AC_OUTPUTS))
     model.load_state_dict(state["model"])
     return model.to(device).eval()

@@ -26,8 +26,8 @@ from ..spec import Spec
 from .data import (GAIN_SCALE_DB, LOG_UGF_OFFSET, PM_SCALE_DEG, SPEC_DIM, CircuitTensors, decode_circuit,
                    encode_circuits)
 from .network import CktGen
-from .predictor import PerformancePredictor, bound_distance, class_distance, load_predictor, predictor_path, \
-    refine_values
+from .predictor import PerformancePredictor, UsableTarget, bound_distance, class_distance, load_predictor, \
+    predictor_path, refine_values, usable_distance
 from .train import load_checkpoint, model_from_checkpoint
 
 __all__ = ["default_checkpoint", "load_model", "load_refinement", "Refinement", "Guidance", "VectorTarget",
@@ -301,14 +301,17 @@ def predicted_shortfall(model: CktGen, circuits: Sequence[Circuit], target: Vect
     return vector_objective(model, target, slack=0.0)(mu).cpu()
 
 
-def refine_for_spec(refine: Refinement, circuits: Sequence[Circuit], target: VectorTarget) -> list[Circuit]:
+def refine_for_spec(refine: Refinement, circuits: Sequence[Circuit], target: VectorTarget,
+                    usable: UsableTarget = UsableTarget()) -> list[Circuit]:
     """`circuits` with device values moved toward a continuous spec's bounds, each bound tightened
-    by `refine.margin` of its window (both bounds given) or of TARGET_MARGIN (one bound)."""
+    by `refine.margin` of its window (both bounds given) or of TARGET_MARGIN (one bound), and toward
+    its usable-in-feedback targets (stable, pm_min, peaking) when the predictor reads them."""
     width = target.upper - target.lower
     one_sided = refine.margin * torch.tensor(TARGET_MARGIN)
     margin = torch.where(torch.isfinite(width), refine.margin * width, one_sided)
     return refine_values(refine.predictor, circuits,
-                         lambda pred, at: bound_distance(pred, target.lower, target.upper, margin),
+                         lambda pred, at: bound_distance(pred, target.lower, target.upper, margin)
+                         + usable_distance(pred, usable),
                          steps=refine.steps, lr=refine.lr)
 
 
@@ -354,9 +357,16 @@ def propose_with_model(model: CktGen, spec: Spec, n: int, *, guidance: bool = Tr
     if not cands:
         log.warning("the model produced no valid circuit for spec %s", spec.name)
         return []
+    usable = UsableTarget.of(spec)
     if refine is not None:
-        cands = list({c.canonical_hash(): c for c in refine_for_spec(refine, cands, target)}.values())
+        cands = list({c.canonical_hash(): c for c in refine_for_spec(refine, cands, target, usable)}.values())
     score = predicted_shortfall(model, cands, target)
+    if refine is not None and refine.predictor.predicts_usable and not usable.empty:
+        # the spec heads know nothing of stability: the predictor's view of the usable targets
+        # joins the ranking, so a candidate predicted to ring or oscillate goes to the back
+        with torch.no_grad():
+            pred = refine.predictor.predict(cands)
+        score = score + usable_distance(pred, usable, pm_margin=0.0, peaking_margin=0.0)
     order = sorted(range(len(cands)), key=lambda i: (float(score[i]), i))
     return one_topology_at_a_time([cands[i] for i in order])[:n]
 
