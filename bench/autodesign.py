@@ -25,7 +25,12 @@ model samples wider, random draws again, retrieval takes the next nearest; --no-
 off) within the same budget. With --memory, (a) then takes the nearest training circuits as a third
 batch (as `cktflow generate --memory` takes the nearest stored ones).
 A spec counts as met only when the verification run (a fresh ngspice simulation of the final
-circuit) passes every bound. Prints success rate, median simulations and median wall time per
+circuit) passes every bound, the implicit "usable in feedback" targets included (stable in unity
+feedback, pm_min_deg >= the spec's PM floor, peaking_db <= 6 dB; cktflow.spec). --user-targets-only
+runs the specs with `implicit: false` (the rule before those targets existed) and reports how many
+of its verified circuits would pass the implicit targets. Printed too: how many specs come from a
+circuit that is itself usable (a spec from an unusable circuit may be infeasible once the implicit
+targets hold). Prints success rate, median simulations and median wall time per
 success (model sampling included for (a); the verification re-run is not counted in simulations).
 
     python bench/autodesign.py [--n-specs 100] [--budget 200] [--methods a,b,c,d] [--json PATH]
@@ -38,6 +43,7 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -70,20 +76,21 @@ def spec_from(perf, name: str, kind: str = "window", scale: float = 1.0) -> Spec
 
 
 def target_specs(examples, n: int, seed: int, kind: str = "window", uncovered: bool = False,
-                 skip: int = 0, fresh: list | None = None, scale: float = 1.0) -> list[Spec]:
+                 skip: int = 0, fresh: list | None = None, scale: float = 1.0) -> list[tuple[Spec, object]]:
     """n specs from random test circuits (or from `fresh` performances, see fresh_performances); with
     `uncovered`, only specs that no training circuit meets as measured (so a lookup's first
     simulations cannot meet them either). `skip` passes over the first specs of the draw: `--skip
-    100` gives a development set disjoint from the default 100."""
+    100` gives a development set disjoint from the default 100. Each spec comes with the measured
+    performance it was made from."""
     prefix, perfs = ("fresh", fresh) if fresh is not None else ("test", [e.performance for e in examples
                                                                           if e.split == "test"])
     perfs = [p for p in perfs if p.ugf_hz is not None and p.pm_deg is not None and 0 < p.pm_deg <= 180]
     pick = np.random.default_rng(seed).permutation(len(perfs))
-    specs = (spec_from(perfs[i], f"{prefix}-{i}", kind, scale) for i in pick)
+    specs = ((spec_from(perfs[i], f"{prefix}-{i}", kind, scale), perfs[i]) for i in pick)
     if uncovered:
         train = [e.performance for e in examples if e.split == "train" and e.performance.ugf_hz
                  and e.performance.pm_deg is not None and e.performance.gain_db is not None]
-        specs = (s for s in specs if not _met_by_any(s, train))
+        specs = ((s, p) for s, p in specs if not _met_by_any(s, train))
     specs = (s for k, s in enumerate(specs) if k >= skip)
     return [s for _, s in zip(range(n), specs)]
 
@@ -160,15 +167,25 @@ def run(args) -> dict:
         if args.fresh:
             fresh = fresh_performances(examples, args.fresh, args.seed, pool)
             print(f"{len(fresh)} fresh circuits of topologies outside the training split measured", file=sys.stderr)
-        specs = target_specs(examples, args.n_specs, args.seed, args.kind, args.uncovered, args.skip, fresh,
+        pairs = target_specs(examples, args.n_specs, args.seed, args.kind, args.uncovered, args.skip, fresh,
                              args.window_scale)
+        specs = [replace(s, implicit=not args.user_targets_only) for s, _ in pairs]
+        # is the circuit a spec was made from usable itself (does it meet its own spec, implicit
+        # targets included)? A spec from an unusable circuit may have no usable solution at all.
+        source_usable = [s.passes(p) for s, p in pairs]
+        print(f"{sum(source_usable)} of {len(pairs)} specs come from a circuit that is usable in feedback",
+              file=sys.stderr)
         for k, spec in enumerate(specs):
             for m in args.methods:
                 t0 = time.perf_counter()
                 cands, more = proposals(m, spec, args, k, model, refine, retrieval, miller)
                 res = design_loop(spec, cands, METHODS[m], pool, budget=args.budget, top_k=args.top_k, want=1,
                                   seed=args.seed + k, config=config, more=() if args.no_second else more)
+                usable = None
+                if res.verified:     # does the verified circuit pass the implicit targets too?
+                    usable = replace(spec, implicit=True).passes(res.verified[0].verification.performance)
                 rows[m].append({"spec": spec.name, "success": bool(res.verified), "simulations": res.simulations,
+                                "usable": usable, "source_usable": source_usable[k],
                                 "seconds": time.perf_counter() - t0, "candidates": res.candidates,
                                 "second_batch": res.second_batch,
                                 "closest_shortfall": None if res.verified else (res.closest.shortfall if res.closest else None)})
@@ -180,7 +197,9 @@ def run(args) -> dict:
         flywheel_rounds = run_flywheel(args, specs[:args.flywheel], examples, pool) if args.flywheel else None
     kind = args.kind + (f" x{args.window_scale:g}" if args.window_scale != 1 else "") \
         + (" uncovered" if args.uncovered else "") + (f" fresh-{args.fresh}" if args.fresh else "")
+    kind += " user-targets-only" if args.user_targets_only else ""
     return {"flywheel": flywheel_rounds, "n_specs": len(specs), "kind": kind, "budget": args.budget,
+            "source_usable": sum(source_usable),
             "n_candidates": args.n_candidates, "top_k": args.top_k,
             "margin": args.margin, "rows": rows, "summary": {METHODS[m]: summarise(rows[m], args.budget) for m in args.methods}}
 
@@ -215,6 +234,9 @@ def summarise(rows: list[dict], budget: int) -> dict:
     within = {b: sum(r["simulations"] <= b for r in ok) / len(rows) if rows else 0.0
               for b in sorted({*(b for b in WITHIN if b < budget), budget})}
     return {"success_rate": len(ok) / len(rows) if rows else 0.0, "success_within": within,
+            "successes": len(ok), "usable_successes": sum(bool(r.get("usable")) for r in ok),
+            "success_rate_usable_sources": (sum(r["success"] for r in rows if r.get("source_usable"))
+                                            / max(1, sum(bool(r.get("source_usable")) for r in rows))),
             "median_simulations": statistics.median(r["simulations"] for r in ok) if ok else None,
             "median_seconds": statistics.median(r["seconds"] for r in ok) if ok else None,
             "mean_seconds_all": statistics.mean(r["seconds"] for r in rows) if rows else None}
@@ -223,11 +245,14 @@ def summarise(rows: list[dict], budget: int) -> dict:
 def print_table(out: dict) -> None:
     print(f"{out['n_specs']} {out['kind']} specs, budget {out['budget']} ngspice runs each, {out['n_candidates']} candidates, "
           f"top-{out['top_k']} sized")
-    print(f"{'method':<10} {'success':>8} {'median sims':>12} {'median wall s':>14}")
+    print(f"{out['source_usable']} of the {out['n_specs']} specs come from a circuit that is itself usable in feedback")
+    print(f"{'method':<10} {'success':>8} {'median sims':>12} {'median wall s':>14} {'usable/verified':>16} "
+          f"{'success (usable sources)':>25}")
     for name, s in out["summary"].items():
         sims = "-" if s["median_simulations"] is None else f"{s['median_simulations']:.0f}"
         wall = "-" if s["median_seconds"] is None else f"{s['median_seconds']:.2f}"
-        print(f"{name:<10} {100 * s['success_rate']:>7.1f}% {sims:>12} {wall:>14}")
+        print(f"{name:<10} {100 * s['success_rate']:>7.1f}% {sims:>12} {wall:>14} "
+              f"{s['usable_successes']:>7} of {s['successes']:<6} {100 * s['success_rate_usable_sources']:>24.1f}%")
     budgets = list(next(iter(out["summary"].values()))["success_within"]) if out["summary"] else []
     print("success within the first B simulations of the same runs (an anytime curve, not separate runs):")
     print(f"{'method':<10} " + " ".join(f"{'B=' + str(b):>8}" for b in budgets))
@@ -275,6 +300,9 @@ def main() -> None:
     ap.add_argument("--flywheel", type=int, default=0, metavar="N",
                     help="also measure one flywheel round on the first N specs (0: skip)")
     ap.add_argument("--flywheel-epochs", type=int, default=2, help="fine-tune epochs of that round")
+    ap.add_argument("--user-targets-only", action="store_true",
+                    help="specs without the implicit usable-in-feedback targets (the rule before them); the "
+                         "table then says how many verified circuits would pass them")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", type=Path, help="also write every row and the summary here")
     args = ap.parse_args()

@@ -36,11 +36,22 @@ def implicit_note(spec) -> str:
             + "; set `implicit: false` in the spec to check the user's targets only.")
 
 
+def follower_line(perf) -> str:
+    """The unity-gain follower's small-step response in one line (measured, whatever the targets)."""
+    if perf.stable is False and perf.overshoot_pct is None:
+        return "unity-gain follower: unstable (the step response runs away)"
+    return (f"unity-gain follower, small step: overshoot {format_si(perf.overshoot_pct, '%')}, "
+            f"1 % settling {format_si(perf.settling_s, 's')}")
+
+
 def verify_table(report) -> str:
     head = f"{report.source}: " + ("PASS" if report.passed else "FAIL")
     if not report.result.ok:
         head += f" (simulation failed: {report.result.failure}: {report.result.message})"
     out = head + "\n" + table(_CHECK_HEADER, _check_cells(report.rows))
+    perf = report.result.performance
+    if perf is not None and (perf.overshoot_pct is not None or perf.settling_s is not None or perf.stable is not None):
+        out += "\n" + follower_line(perf)
     for note in getattr(report.result, "notes", []):
         out += f"\nnote: {note}"
     if getattr(report, "spec", None) is not None:
@@ -109,9 +120,7 @@ def design_report_markdown(result, files: list[dict], provenance: dict) -> str:
             lines.append(f"simulation failed: {o.verification.failure}: {o.verification.message}")
         if o.verification is not None and o.verification.ok:
             v = o.verification.performance
-            lines += ["", "Unity-gain follower (small step): overshoot "
-                      f"{format_si(v.overshoot_pct, '%')}, 1 % settling {format_si(v.settling_s, 's')}; "
-                      f"stable: {format_si(v.stable, 'bool')}."]
+            lines += ["", follower_line(v) + f"; stable: {format_si(v.stable, 'bool')}."]
             lines += [f"Note: {n}" for n in o.verification.notes]
         netlist = f.get("spice")
         if netlist:

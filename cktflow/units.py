@@ -71,7 +71,9 @@ def format_si(value: float | None, unit: str = "", digits: int = 4, sep: str = "
         return "none"
     if unit == "bool" or isinstance(value, bool):
         return "true" if value else "false"
-    if value == 0 or not math.isfinite(value) or unit in ("dB", "deg", "%"):
+    if unit == "%" and math.isfinite(value):
+        return f"{value:.2f} %"
+    if value == 0 or not math.isfinite(value) or unit in ("dB", "deg"):
         return f"{value:.{digits}g} {unit}".strip()
     mag = abs(value)
     for scale, prefix in [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"),
