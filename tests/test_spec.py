@@ -102,5 +102,5 @@ def test_implicit_targets_can_be_replaced_waived_or_switched_off():
     assert off.passes(Performance(gain_db=70, ugf_hz=200e6, pm_deg=65))
     step = parse_spec("targets:\n  overshoot_pct: {max: 5%}\n  settling_s: {max: 20ns}\n  stable: true\n")
     assert step.needs_step() and not parse_spec(GOOD).needs_step()
-    assert [b.describe() for b in step.targets] == ["<= 5 %", "<= 20 ns", "true"]
+    assert [b.describe() for b in step.targets] == ["<= 5.00 %", "<= 20 ns", "true"]
     assert {b.metric for b in step.implicit_bounds} == {"pm_min_deg", "peaking_db"}
