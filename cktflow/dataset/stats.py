@@ -12,7 +12,7 @@ __all__ = ["dataset_stats", "QUANTILES", "LABELS"]
 
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 #: The labels the model learns (metrics.md); bw_hz and gm_db are stored too.
-LABELS = ("gain_db", "ugf_hz", "pm_deg", "ocb_pm_deg")
+LABELS = ("gain_db", "ugf_hz", "pm_deg", "ocb_pm_deg", "pm_min_deg", "peaking_db")
 
 
 def dataset_stats(ds: Dataset) -> dict:
@@ -30,10 +30,21 @@ def dataset_stats(ds: Dataset) -> dict:
         "SELECT json_extract(provenance, '$.source'), COUNT(*) FROM circuits GROUP BY 1")}
     versions = [dict(simulator=r[0], testbench=r[1], rows=r[2]) for r in q(
         "SELECT simulator, testbench, COUNT(*) FROM circuits GROUP BY 1, 2")]
+    from spice_sim import Performance
+
+    from ..spec import Spec
+    implicit = Spec((), name="usable in feedback")
+    usable = {"with_ugf": 0, "stable": 0, "usable": 0, "unknown": 0}
     values: dict[str, list[float]] = {m: [] for m in LABELS}
     missing = {m: 0 for m in LABELS}
     for (perf,) in q("SELECT performance FROM circuits WHERE failure IS NULL"):
         d = json.loads(perf)
+        if d.get("ugf_hz") is not None:
+            usable["with_ugf"] += 1
+            if d.get("stable") is None:
+                usable["unknown"] += 1       # labelled before the stability metrics (dataset migrate)
+            usable["stable"] += bool(d.get("stable"))
+            usable["usable"] += implicit.passes(Performance.from_dict(d))
         for m in LABELS:
             if d.get(m) is None:
                 missing[m] += 1
@@ -46,4 +57,4 @@ def dataset_stats(ds: Dataset) -> dict:
                      "quantiles": {f"{p:g}": (float(np.quantile(arr, p)) if arr.size else None) for p in QUANTILES}}
     return {"db": str(ds.path), "rows": total, "measured": measured, "invalid": failures.get("invalid_circuit", 0),
             "failures": failures, "splits": by_split, "topologies": topologies, "topology_overlap": overlap,
-            "sources": sources, "versions": versions, "labels": labels}
+            "sources": sources, "versions": versions, "labels": labels, "usable_in_feedback": usable}
