@@ -130,3 +130,21 @@ def test_linear_parser_refuses_what_it_cannot_solve():
     lin = parse_linear("t\nR1 a 0 1k\n+\nC1 a 0 1p ; note\n* comment\nI1 a 0 1m\nV1 in 0 AC 1\n")
     assert lin is not None and lin.resistors == [("a", "0", 1e3)] and lin.capacitors == [("a", "0", 1e-12)]
     assert poles(lin, "in", "missing") is None
+
+
+def test_poles_and_transient_agree_on_generated_circuits(simulator):
+    """Independent verdicts: the exact closed-loop poles and the follower's ngspice transient (poles
+    switched off) agree on every Bench-101-style circuit with a unity-gain crossing drawn here."""
+    from cktflow.circuit import OcbGenerator, follower_testbench, testbench
+
+    checked = unstable = 0
+    for c in OcbGenerator(seed=11).take(150):
+        exact = simulator.run(SimJob(testbench(c)))
+        if not exact.ok or exact.performance.ugf_hz is None:
+            continue
+        alone = simulator.run(SimJob(testbench(c), follower=follower_testbench(c), poles=False))
+        assert alone.ok, alone.message
+        assert alone.performance.stable == exact.performance.stable, (str(c), exact.poles.closed_loop)
+        checked += 1
+        unstable += not exact.performance.stable
+    assert checked >= 100 and 0 < unstable < checked      # both verdicts occur
