@@ -50,6 +50,11 @@ def test_flywheel_appends_with_provenance_and_resumes(tmp_path, small_dataset):
         assert p["run_id"] == summary["rows"][0]["run_id"] and p["flywheel_round"] == 1
         assert p["spec"]["name"] == "easy" and "sizing" in p
         assert rec.split in ("train", None) and rec.performance is not None
+    # every appended (verified) circuit passes an independent re-measurement, implicit targets included
+    from cktflow.flow import load_spec_list
+    from cktflow.simulate import simulate
+    spec = load_spec_list(specs)[0]
+    assert spec.implicit_bounds and all(spec.passes(r.performance) for r in simulate([x.circuit for x in new]))
     assert summary["train_circuits"] >= 30          # the dataset's labelled training rows, not the default set
     model = out / "round-1" / "model" / "model.pt"
     assert model.is_file() and json.loads((out / "round-1" / "model" / "finetune.json").read_text())["source"] \

@@ -153,3 +153,7 @@ def test_generate_with_memory_returns_a_stored_circuit_the_model_missed(tmp_path
     verified = [o for o in report["outcomes"] if o["verified"]]
     assert verified[0]["origin"] == "memory" and report["second_batch"] >= 3
     assert "(from: memory)" in (out / "report.md").read_text()
+    # an independent verify of what generate called verified, implicit targets included
+    again = CliRunner().invoke(main, ["verify", "--spec", str(spec), "--json",
+                                      *(str(out / o["files"]["json"]) for o in verified)], catch_exceptions=False)
+    assert again.exit_code == 0 and json.loads(again.output)["passed"]
