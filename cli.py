@@ -510,7 +510,7 @@ def train_command(recipe_name, db, out, resume, seed, device, epochs, threads, w
     import logging
 
     from cktflow.flow import dumps
-    from cktflow.model.train import run_recipe
+    from cktflow.model.pipeline import run_recipe
 
     if not as_json:
         logging.basicConfig(level=logging.WARNING)

@@ -9,7 +9,8 @@ torch = pytest.importorskip("torch")
 from cktflow.model.config import recipe  # noqa: E402
 from cktflow.model.data import build_tensor_data, load_examples  # noqa: E402
 from cktflow.model.finetune import FINETUNE_INFO, finetune  # noqa: E402
-from cktflow.model.train import MODEL_NAME, load_checkpoint, train  # noqa: E402
+from cktflow.model.checkpoint import MODEL_NAME, load_checkpoint  # noqa: E402
+from cktflow.model.train import train  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ from .data import GAIN_SCALE_DB, PM_SCALE_DEG, Example, TensorData, build_tensor
 from .network import CktGen
 from .predictor import bound_distance, class_distance, finetune_predictor, load_predictor, refine_values
 from .sample import Refinement, decode_latents, model_device, sample_latents
-from .train import load_checkpoint
+from .checkpoint import load_checkpoint
 
 __all__ = ["WINDOW", "ONPOLICY_DECODES", "ONPOLICY_ROUNDS", "COVERAGE_DECODES", "onpolicy_examples",
            "self_train_predictor", "coverage_examples", "coverage_train_predictor"]
