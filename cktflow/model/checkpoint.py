@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..resources import weights_dir
 from .config import CktGenConfig
 from .network import CktGen
 
@@ -25,7 +26,7 @@ MODEL_NAME = "model.pt"
 
 def default_checkpoint() -> Path:
     """The shipped model, trained by `cktflow train --recipe default`."""
-    return Path(__file__).resolve().parent / "weights" / "default.pt"
+    return weights_dir() / "default.pt"
 
 
 def resolve_device(device: str = "auto") -> torch.device:
