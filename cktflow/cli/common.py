@@ -95,6 +95,23 @@ def quiet_stdout(active: bool):
         yield
 
 
+@contextlib.contextmanager
+def bad_input(*kinds: type[BaseException]):
+    """Library errors of these kinds (default ValueError) raised inside the block are bad input (exit 2)."""
+    try:
+        yield
+    except kinds or (ValueError,) as exc:
+        raise InputProblem(str(exc)) from None
+
+
+def emit(as_json: bool, data, text: str) -> None:
+    """A command's result: the JSON document with --json, else the text."""
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(text)
+
+
 def load_spec_arg(path):
     from cktflow.spec import SpecError, load_spec
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import InputProblem, InternalProblem, echo_json, json_option, out_option, quiet_stdout
+from .common import InputProblem, InternalProblem, bad_input, echo_json, emit, json_option, out_option, quiet_stdout
 
 
 @click.group("dataset")
@@ -98,15 +98,9 @@ def dataset_export(db, fmt, out, only_ok, as_json):
     from cktflow.dataset import Dataset, export_dataset
 
     path = _existing_db(db)
-    try:
-        with Dataset.open(path) as ds:
-            n = export_dataset(ds, out, fmt, only_ok=only_ok)
-    except ValueError as exc:
-        raise InputProblem(str(exc)) from None
-    if as_json:
-        echo_json({"rows": n, "file": out})
-    else:
-        click.echo(f"wrote {n} rows to {out}")
+    with bad_input(), Dataset.open(path) as ds:
+        n = export_dataset(ds, out, fmt, only_ok=only_ok)
+    emit(as_json, {"rows": n, "file": out}, f"wrote {n} rows to {out}")
 
 
 @dataset_group.command("import")
@@ -118,13 +112,7 @@ def dataset_import(db, fmt, as_json, file):
     """Append the rows of a Parquet/JSONL export (circuits already stored are skipped)."""
     from cktflow.dataset import Dataset, import_dataset
 
-    try:
-        with Dataset.open(db) as ds:
-            n = import_dataset(ds, file, fmt)
-            total = len(ds)
-    except ValueError as exc:
-        raise InputProblem(str(exc)) from None
-    if as_json:
-        echo_json({"added": n, "rows": total})
-    else:
-        click.echo(f"added {n} rows ({total} in {ds.path})")
+    with bad_input(), Dataset.open(db) as ds:
+        n = import_dataset(ds, file, fmt)
+        total = len(ds)
+    emit(as_json, {"added": n, "rows": total}, f"added {n} rows ({total} in {ds.path})")

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .common import (EXIT_MET, EXIT_NOT_MET, InputProblem, echo_json, force_option, json_option, out_option,
+from .common import (EXIT_MET, EXIT_NOT_MET, bad_input, echo_json, emit, force_option, json_option, out_option,
                      output_folder, quiet_stdout)
 
 
@@ -60,35 +60,23 @@ def train_command(recipe_name, db, out, force, resume, seed, device, epochs, thr
     if not as_json:
         logging.basicConfig(level=logging.WARNING)
     out_dir = output_folder(out or Path("runs") / ("finetune" if finetune else recipe_name), force)
+    shipped = " (installed as the default model)" if ship else ""
     if finetune:
         from cktflow.model.finetune import run_finetune
-        try:
-            with quiet_stdout(as_json):
-                summary = run_finetune(checkpoint, db=db, out_dir=out_dir, epochs=epochs or 3, seed=seed or 0,
-                                       device=device, threads=threads, ship=ship, progress=not as_json)
-        except (ValueError, FileNotFoundError) as exc:
-            raise InputProblem(str(exc)) from None
-        if as_json:
-            echo_json(summary)
-        else:
-            click.echo(f"fine-tuned {summary['source']} for {summary['epochs']} epochs on {summary['train_circuits']} "
-                       f"circuits; weights in {summary['model']}" + (" (installed as the default model)" if ship else ""))
+        with bad_input(ValueError, FileNotFoundError), quiet_stdout(as_json):
+            summary = run_finetune(checkpoint, db=db, out_dir=out_dir, epochs=epochs or 3, seed=seed or 0,
+                                   device=device, threads=threads, ship=ship, progress=not as_json)
+        emit(as_json, summary, f"fine-tuned {summary['source']} for {summary['epochs']} epochs on "
+                               f"{summary['train_circuits']} circuits; weights in {summary['model']}" + shipped)
         return
     from cktflow.model.pipeline import run_recipe
-    try:
-        with quiet_stdout(as_json):
-            summary = run_recipe(recipe_name, db=db, out_dir=out_dir, resume=resume, seed=seed, device=device,
-                                 epochs=epochs, threads=threads, evaluator=with_evaluator, predictor=with_predictor,
-                                 onpolicy=onpolicy, coverage=coverage, ship=ship, progress=not as_json)
-    except (ValueError, FileNotFoundError) as exc:
-        raise InputProblem(str(exc)) from None
-    if as_json:
-        echo_json(summary)
-    else:
-        click.echo(f"trained {summary['recipe']} for {summary['epochs']} epochs on {summary['train_circuits']} "
-                   f"circuits in {summary['seconds_this_run']:.0f} s (generator epochs {summary['seconds_total']:.0f} s); "
-                   f"weights in {summary['model']}"
-                   + (" (installed as the default model)" if ship else ""))
+    with bad_input(ValueError, FileNotFoundError), quiet_stdout(as_json):
+        summary = run_recipe(recipe_name, db=db, out_dir=out_dir, resume=resume, seed=seed, device=device,
+                             epochs=epochs, threads=threads, evaluator=with_evaluator, predictor=with_predictor,
+                             onpolicy=onpolicy, coverage=coverage, ship=ship, progress=not as_json)
+    emit(as_json, summary, f"trained {summary['recipe']} for {summary['epochs']} epochs on {summary['train_circuits']} "
+                           f"circuits in {summary['seconds_this_run']:.0f} s (generator epochs "
+                           f"{summary['seconds_total']:.0f} s); weights in {summary['model']}" + shipped)
 
 
 @click.command("evaluate")
@@ -118,16 +106,10 @@ def evaluate_command(checkpoint, evaluator_path, db, rounds, sim_rounds, candida
 
     torch.set_num_threads(threads)
     settings = ProtocolSettings(rounds=rounds, sim_rounds=min(sim_rounds, rounds), seed=seed)
-    try:
-        with quiet_stdout(as_json):
-            report = run_evaluation(checkpoint, db=db, settings=settings, evaluator_path=evaluator_path,
-                                    candidates=candidates, continuous_specs=continuous_specs, progress=not as_json)
-    except (ValueError, FileNotFoundError) as exc:
-        raise InputProblem(str(exc)) from None
-    if as_json:
-        echo_json(report)
-    else:
-        click.echo(format_report(report))
+    with bad_input(ValueError, FileNotFoundError), quiet_stdout(as_json):
+        report = run_evaluation(checkpoint, db=db, settings=settings, evaluator_path=evaluator_path,
+                                candidates=candidates, continuous_specs=continuous_specs, progress=not as_json)
+    emit(as_json, report, "" if as_json else format_report(report))
 
 
 @click.command("tune")
@@ -158,13 +140,10 @@ def tune_command(recipe_name, trials, epochs, concurrent, limit, db, out, force,
     from cktflow.tuning import tune_training
 
     output_folder(out, force)
-    try:
-        with quiet_stdout(as_json):
-            result = tune_training(recipe_name=recipe_name, num_samples=trials, epochs=epochs,
-                                   max_concurrent=concurrent, limit=limit, db=db, out_dir=out, name=name, seed=seed,
-                                   ray_address=ray_address, resume=resume, verbose=not as_json)
-    except (ValueError, FileNotFoundError) as exc:
-        raise InputProblem(str(exc)) from None
+    with bad_input(ValueError, FileNotFoundError), quiet_stdout(as_json):
+        result = tune_training(recipe_name=recipe_name, num_samples=trials, epochs=epochs, max_concurrent=concurrent,
+                               limit=limit, db=db, out_dir=out, name=name, seed=seed, ray_address=ray_address,
+                               resume=resume, verbose=not as_json)
     if as_json:
         echo_json(result)
     else:
