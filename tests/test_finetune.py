@@ -84,7 +84,7 @@ def test_cli_train_finetune(tmp_path, source, example_dataset):
                                   str(tmp_path / "ft"), "--epochs", "1", "--device", "cpu", "--json"],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    summary = json.loads(r.output[r.output.index("{"):])
+    summary = json.loads(r.stdout)
     assert summary["epochs"] == 1 and summary["source"] == str(source)
     assert (tmp_path / "ft" / "model.pt").is_file()
     r = CliRunner().invoke(main, ["train", "--finetune", "--checkpoint", str(tmp_path / "nope.pt")])
