@@ -54,6 +54,13 @@ def test_old_spellings_still_work_but_are_not_shown(tmp_path):
     assert "--specs" not in CliRunner().invoke(main, ["flywheel", "--help"]).output
 
 
+@pytest.mark.parametrize("args", [["export", "--format", "svg", MILLER], ["dataset", "export"],
+                                  ["verify", MILLER], ["generate"]])
+def test_a_missing_required_option_is_bad_input(args):
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2 and "Missing option" in r.output and "--output" not in r.output
+
+
 def test_version_names_package_model_and_ngspice():
     r = CliRunner().invoke(main, ["--version"])
     assert r.exit_code == 0

@@ -42,13 +42,21 @@ class AliasOption(click.Option):
         super().__init__(list(param_decls) + list(aliases), **kwargs)
         self.aliases = tuple(aliases)
 
-    def get_help_record(self, ctx):
-        shown = [o for o in self.opts if o not in self.aliases]
-        saved, self.opts = self.opts, shown
+    @contextlib.contextmanager
+    def _shown_opts(self):
+        saved, self.opts = self.opts, [o for o in self.opts if o not in self.aliases]
         try:
-            return super().get_help_record(ctx)
+            yield
         finally:
             self.opts = saved
+
+    def get_help_record(self, ctx):
+        with self._shown_opts():
+            return super().get_help_record(ctx)
+
+    def get_error_hint(self, ctx):
+        with self._shown_opts():
+            return super().get_error_hint(ctx)
 
 
 def alias_option(*param_decls, aliases=(), **kwargs):
@@ -64,8 +72,10 @@ def spec_option(help="Spec YAML with the targets (see examples/spec.yaml and doc
 def out_option(help, *, folder: bool, required: bool = False, default=None, aliases=()):
     """-o/--out: the file or folder a command writes."""
     kind = click.Path(file_okay=not folder, dir_okay=folder) if folder is not None else click.Path()
-    return alias_option("-o", "--out", "out", type=kind, required=required, default=default,
-                        show_default=default is not None, help=help, aliases=aliases)
+    # no default at all rather than default=None: click takes an explicit None as a value given
+    extra = {} if default is None else {"default": default, "show_default": True}
+    return alias_option("-o", "--out", "out", type=kind, required=required, help=help, aliases=aliases, **extra)
+
 
 
 force_option = click.option("--force", is_flag=True,

@@ -43,6 +43,9 @@ def render_markdown() -> str:
              "`--json` prints one JSON document on stdout and nothing else; progress and logs go to stderr. "
              "A folder given to `-o/--out` must be new, empty, or one cktflow wrote before (it leaves the "
              "marker file `.cktflow-output`); `--force` writes into any other. Files are written atomically.\n",
+             "The spellings of the previous release are still accepted for one release and not shown below: "
+             "`export --output` (now `-o/--out`), `flywheel --specs` (now `--spec`), `verify --input/--output` "
+             "(now `--input-node/--output-node`).\n",
              EXIT_CODES_HELP + "\n",
              "| command | what it does |\n|---|---|"]
     entries = list(_commands(main, root))
