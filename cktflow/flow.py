@@ -340,6 +340,7 @@ def write_design_report(result: LoopResult, out_dir: str | Path, provenance: dic
     """The output folder of `generate`: report.md and report.json ranking the circuits (verified
     first, measured vs target), and per circuit its JSON, netlists, schematics and Bode plot."""
     from .export import export_all
+    from .fsutil import atomic_write_text
     from .report import design_report_markdown
 
     out = Path(out_dir)
@@ -350,15 +351,15 @@ def write_design_report(result: LoopResult, out_dir: str | Path, provenance: dic
     files = []
     for rank, o in enumerate(result.outcomes, 1):
         stem = f"{rank:02d}-{'verified' if o.passed else 'closest'}"
-        (folder / f"{stem}.json").write_text(o.circuit.to_json(indent=1) + "\n")
+        atomic_write_text(folder / f"{stem}.json", o.circuit.to_json(indent=1) + "\n")
         written = export_all(o.circuit, folder, stem, o.verification, title=f"{result.spec.name} #{rank}")
         files.append({"json": f"circuits/{stem}.json",
                       **{k: str(Path(v).relative_to(out)) for k, v in written.items()}})
     data = {**result.to_dict(), "provenance": provenance or {}}
     for d, f in zip(data["outcomes"], files):
         d["files"] = f
-    (out / "report.json").write_text(dumps(data) + "\n")
-    (out / "report.md").write_text(design_report_markdown(result, files, provenance or {}))
+    atomic_write_text(out / "report.json", dumps(data) + "\n")
+    atomic_write_text(out / "report.md", design_report_markdown(result, files, provenance or {}))
     return data
 
 

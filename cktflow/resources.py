@@ -25,3 +25,8 @@ def pdk_dir() -> Path:
 
 def templates_dir() -> Path:
     return data_dir("templates")
+
+
+def weights_dir() -> Path:
+    """The shipped model's files (default.pt, predictor.pt, evaluator.pt): package data of cktflow.model."""
+    return _PACKAGE_DIR / "model" / "weights"

@@ -68,8 +68,9 @@ def _trial(params: dict, recipe_name: str, epochs: int | None, data_ref, val_ref
     import torch
     from ray import tune
 
+    from .model.checkpoint import model_from_checkpoint, resolve_device
     from .model.config import recipe
-    from .model.train import evaluate_loss, resolve_device, train
+    from .model.train import evaluate_loss, train
 
     torch.set_num_threads(1)
     cfg, tcfg = recipe(recipe_name)
@@ -80,7 +81,6 @@ def _trial(params: dict, recipe_name: str, epochs: int | None, data_ref, val_ref
     state = train(cfg, data_ref, out, tcfg, device="cpu", progress=False, test=val_ref)
     val = state["history"][-1].get("test_total") if state.get("history") else None
     if val is None or not math.isfinite(val):
-        from .model.train import model_from_checkpoint
         val = evaluate_loss(model_from_checkpoint(state), val_ref, tcfg, resolve_device("cpu"))
     tune.report({METRIC: float(val), "train_loss": float(state["history"][-1]["total"]), "epochs": state["epoch"]})
 

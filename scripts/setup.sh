@@ -26,8 +26,16 @@ fi
 stamp="$VENV/.cktflow-setup"
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-  "$VENV/bin/python" -m pip install -q -e ".[ml,farm,export,test]"
+  # pip's and the build backend's chatter (index notes, the editable-install notice) goes to a log
+  # that is shown only when the install fails, so `make demo` starts with cktflow's own lines.
+  log="$VENV/setup.log"
+  echo "setup: installing torch==2.13.0 and cktflow into $VENV (log: $log)" >&2
+  "$VENV/bin/python" -m pip install -q --upgrade pip >"$log" 2>&1 || true
+  if ! { "$VENV/bin/python" -m pip install -q "torch==2.13.0" \
+         && "$VENV/bin/python" -m pip install -q -e ".[ml,farm,export,test]"; } >>"$log" 2>&1; then
+    cat "$log" >&2
+    echo "setup: the install failed (log above, also in $log)" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi

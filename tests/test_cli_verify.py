@@ -64,8 +64,9 @@ def test_missing_output_node_exits_2(tmp_path):
     net.write_text("* x\nG1 n9 0 in 0 1m\nR1 n9 0 1k\n")
     r = run("--spec", SPEC, str(net))
     assert r.exit_code == 2 and "has no node 'out'" in r.output
-    r = run("--spec", SPEC, "--output", "n9", str(net))
+    r = run("--spec", SPEC, "--output-node", "n9", str(net))
     assert r.exit_code == 1   # measured, but 0 dB gain misses the spec
+    assert run("--spec", SPEC, "--output", "n9", str(net)).exit_code == 1     # the old spelling, hidden
 
 
 def test_invalid_circuit_json_exits_2(tmp_path):

@@ -85,3 +85,18 @@ def test_interrupted_relabel_resumes_without_repeating_a_row(old_store):
         for row in ds.query("SELECT provenance FROM circuits"):
             assert len(json.loads(row[0])["relabelled"]) == 1
         assert ds.query("PRAGMA integrity_check")[0][0] == "ok"
+
+
+def test_migrate_command(old_store):
+    from click.testing import CliRunner
+
+    from cli import main
+    path, _ = old_store
+    r = CliRunner().invoke(main, ["dataset", "migrate", "--db", str(path), "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["relabelled"] == data["rows"] > 0 and data["testbench"] == testbench_version()
+    stats = CliRunner().invoke(main, ["dataset", "stats", "--db", str(path)], catch_exceptions=False)
+    assert "usable in feedback" in stats.output and "labelled before" not in stats.output
+    missing = CliRunner().invoke(main, ["dataset", "migrate", "--db", str(path.parent / "none.sqlite")])
+    assert missing.exit_code == 2 and "cktflow dataset build" in missing.output

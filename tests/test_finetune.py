@@ -9,7 +9,8 @@ torch = pytest.importorskip("torch")
 from cktflow.model.config import recipe  # noqa: E402
 from cktflow.model.data import build_tensor_data, load_examples  # noqa: E402
 from cktflow.model.finetune import FINETUNE_INFO, finetune  # noqa: E402
-from cktflow.model.train import MODEL_NAME, load_checkpoint, train  # noqa: E402
+from cktflow.model.checkpoint import MODEL_NAME, load_checkpoint  # noqa: E402
+from cktflow.model.train import train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def test_cli_train_finetune(tmp_path, source, example_dataset):
                                   str(tmp_path / "ft"), "--epochs", "1", "--device", "cpu", "--json"],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    summary = json.loads(r.output[r.output.index("{"):])
+    summary = json.loads(r.stdout)
     assert summary["epochs"] == 1 and summary["source"] == str(source)
     assert (tmp_path / "ft" / "model.pt").is_file()
     r = CliRunner().invoke(main, ["train", "--finetune", "--checkpoint", str(tmp_path / "nope.pt")])

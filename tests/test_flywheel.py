@@ -38,7 +38,7 @@ def test_flywheel_appends_with_provenance_and_resumes(tmp_path, small_dataset):
             "--budget", "40", "--epochs", "1", "--out", str(out), "--json"]
     r = CliRunner().invoke(main, args, catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    summary = json.loads(r.output[r.output.index("{"):])["rounds"][0]
+    summary = json.loads(r.stdout)["rounds"][0]
     assert summary["success"] == 1 and summary["appended"] >= 1
     assert summary["simulations_per_success"] == summary["simulations"] <= 40
     with Dataset.open(small_dataset) as ds:
@@ -60,7 +60,7 @@ def test_flywheel_appends_with_provenance_and_resumes(tmp_path, small_dataset):
     assert model.is_file() and json.loads((out / "round-1" / "model" / "finetune.json").read_text())["source"] \
         == str(default_checkpoint())
     again = CliRunner().invoke(main, args, catch_exceptions=False)       # finished: read back, nothing redone
-    assert json.loads(again.output[again.output.index("{"):])["rounds"][0]["rows"] == summary["rows"]
+    assert json.loads(again.stdout)["rounds"][0]["rows"] == summary["rows"]
 
 
 def test_spec_list_errors_name_file_and_item(tmp_path):

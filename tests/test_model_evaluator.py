@@ -8,7 +8,7 @@ torch.set_num_threads(1)   # small models; extra threads only contend on a share
 
 from cktflow.model.data import build_tensor_data, load_examples  # noqa: E402
 from cktflow.model.evaluator import load_evaluator, train_evaluator  # noqa: E402
-from cktflow.model.train import save_checkpoint  # noqa: E402
+from cktflow.model.checkpoint import save_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ from cktflow.model.onpolicy import coverage_examples, coverage_train_predictor, 
     self_train_predictor  # noqa: E402
 from cktflow.model.predictor import load_predictor, train_predictor  # noqa: E402
 from cktflow.model.sample import Refinement, default_checkpoint, load_model  # noqa: E402
-from cktflow.model.train import load_checkpoint, run_recipe  # noqa: E402
+from cktflow.model.checkpoint import load_checkpoint  # noqa: E402
+from cktflow.model.pipeline import run_recipe  # noqa: E402
 
 
 @pytest.fixture(scope="module")

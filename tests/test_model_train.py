@@ -10,7 +10,8 @@ from click.testing import CliRunner  # noqa: E402
 from cktflow.circuit import OcbGenerator  # noqa: E402
 from cktflow.model.config import recipe  # noqa: E402
 from cktflow.model.data import TensorData, encode_circuits  # noqa: E402
-from cktflow.model.train import CHECKPOINT_NAME, MODEL_NAME, load_checkpoint, model_from_checkpoint, train  # noqa: E402
+from cktflow.model.checkpoint import CHECKPOINT_NAME, MODEL_NAME, load_checkpoint, model_from_checkpoint  # noqa: E402
+from cktflow.model.train import train  # noqa: E402
 
 from cli import main  # noqa: E402
 

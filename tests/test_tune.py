@@ -31,7 +31,7 @@ def test_tune_two_tiny_trials_on_local_ray(tmp_path):
     r = CliRunner().invoke(main, ["tune", "--recipe", "tiny", "--trials", "2", "--epochs", "1", "--limit", "120",
                                   "--out", str(tmp_path), "--json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    data = json.loads(r.output[r.output.index("{"):])
+    data = json.loads(r.stdout)            # --json: one document on stdout; Ray Tune's chatter goes to stderr
     assert len(data["trials"]) == 2 and all(t["error"] is None for t in data["trials"])
     losses = [t["val_loss"] for t in data["trials"]]
     assert data["best"]["val_loss"] == min(losses) and all(v > 0 for v in losses)

@@ -13,6 +13,7 @@ from pathlib import Path
 from spice_sim import METRICS, Performance
 
 from ..circuit import Circuit
+from ..fsutil import atomic_open, atomic_path
 from .store import Dataset, Record
 
 __all__ = ["export_dataset", "import_dataset", "FORMATS"]
@@ -35,7 +36,7 @@ def export_dataset(ds: Dataset, path: str | Path, fmt: str | None = None, only_o
     records = ds.records(only_ok=only_ok)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "jsonl":
-        with path.open("w") as f:
+        with atomic_open(path, "w") as f:
             for r in records:
                 row = {k: getattr(r, k) for k in _TEXT}
                 row["circuit"] = r.circuit.to_dict()
@@ -55,7 +56,8 @@ def export_dataset(ds: Dataset, path: str | Path, fmt: str | None = None, only_o
             rows.append(row)
         schema = pa.schema([(k, pa.string()) for k in _TEXT + ("circuit", "provenance")]
                            + [(m, pa.float64()) for m in METRICS])
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+        with atomic_path(path) as tmp:
+            pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
     return len(records)
 
 

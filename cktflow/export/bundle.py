@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..circuit import Circuit
 from ..circuit.pdk import Pdk
+from ..fsutil import atomic_open
 from . import kicad, spectre, spice, svg, xschem
 
 __all__ = ["FORMATS", "SUFFIX", "ExportError", "write_format", "export_all", "export"]
@@ -37,7 +38,7 @@ def write_format(c: Circuit, fmt: str, path: str | Path, *, title: str | None = 
     title = title or path.stem
     kw = {"with_testbench": with_testbench} if fmt in ("spice", "spectre") else {}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
+    with atomic_open(path, "w", encoding="utf-8") as fh:
         FORMATS[fmt].write(c, fh, title=title, pdk=pdk, **kw)
     log.debug("wrote %s", path)
     return path

@@ -29,13 +29,13 @@ from ..circuit import Circuit
 from ..report import table
 from ..simulate import simulate
 from ..spec import Bound, Spec
+from .checkpoint import load_checkpoint, model_from_checkpoint
 from .data import TensorData, build_tensor_data, encode_circuits, load_examples, spec_classes
 from .evaluator import Evaluator, load_evaluator, train_evaluator
 from .metrics import diversity, frechet_distance, matching_distance, r_precision, validity_share
 from .network import CktGen
 from .sample import Guidance, Refinement, default_checkpoint, generate_for_classes, load_refinement, \
     propose_with_model
-from .train import load_checkpoint, model_from_checkpoint
 
 __all__ = ["ProtocolSettings", "class_protocol", "continuous_protocol", "model_generator", "retrieval_generator",
            "real_generator", "protocol_picks", "loosened_spec", "run_evaluation", "format_report", "PAPER_CKTGEN_ROW"]

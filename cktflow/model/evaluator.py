@@ -26,7 +26,7 @@ from .losses import masked_info_nce
 from .network import mlp_head
 from .predictor import N_OUTPUTS, prediction_targets
 from .signal_flow import SignalFlowEncoder, standardised
-from .train import load_checkpoint, resolve_device, save_checkpoint
+from .checkpoint import load_checkpoint, resolve_device, save_checkpoint
 
 __all__ = ["Evaluator", "train_evaluator", "load_evaluator", "EVALUATOR_CONFIG"]
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import CHECKPOINT_NAME, MODEL_NAME, default_checkpoint, load_checkpoint, save_checkpoint
 from .config import CktGenConfig, TrainConfig
 from .data import TensorData, build_tensor_data, load_examples
 from .network import CktGen
 from .predictor import PREDICTOR_NAME, finetune_predictor, predictor_path
-from .sample import default_checkpoint
-from .train import CHECKPOINT_NAME, MODEL_NAME, _schedule, load_checkpoint, save_checkpoint, train
+from .train import _schedule, train
 
 __all__ = ["finetune", "run_finetune", "FINETUNE_INFO"]
 

@@ -49,7 +49,7 @@ from .network import CktGen
 from .predictor import UsableTarget, bound_distance, class_distance, finetune_predictor, load_predictor, \
     refine_values, usable_distance
 from .sample import Refinement, decode_latents, model_device, sample_latents
-from .train import load_checkpoint
+from .checkpoint import load_checkpoint
 
 __all__ = ["WINDOW", "ONPOLICY_DECODES", "ONPOLICY_ROUNDS", "COVERAGE_DECODES", "onpolicy_examples",
            "self_train_predictor", "coverage_examples", "coverage_train_predictor"]

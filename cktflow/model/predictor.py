@@ -39,7 +39,7 @@ from ..circuit.ocb_labels import GAIN_OFFSET
 from .data import CLASS_SIZES, LOG_UGF_OFFSET, PEAKING_SCALE_DB, PM_SCALE_DEG, CircuitTensors, TensorData, \
     denormalise_value, encode_circuits
 from .signal_flow import SignalFlowEncoder, standardised
-from .train import load_checkpoint, resolve_device, save_checkpoint
+from .checkpoint import load_checkpoint, resolve_device, save_checkpoint
 
 __all__ = ["PerformancePredictor", "PREDICTOR_NAME", "predictor_path", "prediction_targets", "class_distance",
            "bound_distance", "UsableTarget", "usable_distance", "refine_values", "train_predictor", "finetune_predictor", "load_predictor"]

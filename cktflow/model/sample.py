@@ -23,12 +23,12 @@ import torch.nn.functional as F
 from ..circuit import Circuit, load_pdk, one_topology_at_a_time
 from ..circuit.validity import is_valid
 from ..spec import Spec
+from .checkpoint import default_checkpoint, load_checkpoint, model_from_checkpoint
 from .data import (GAIN_SCALE_DB, LOG_UGF_OFFSET, PM_SCALE_DEG, SPEC_DIM, CircuitTensors, decode_circuit,
                    encode_circuits)
 from .network import CktGen
 from .predictor import PerformancePredictor, UsableTarget, bound_distance, class_distance, load_predictor, \
     predictor_path, refine_values, usable_distance
-from .train import load_checkpoint, model_from_checkpoint
 
 __all__ = ["default_checkpoint", "load_model", "load_refinement", "Refinement", "Guidance", "VectorTarget",
            "vector_target", "sample_latents", "guide", "decode_latents", "generate_for_classes",
@@ -56,11 +56,6 @@ WIDER_SEED = 1_000_000
 
 _MODELS: dict[tuple[str, str], CktGen] = {}
 _PREDICTORS: dict[tuple[str, str], PerformancePredictor | None] = {}
-
-
-def default_checkpoint() -> Path:
-    """The shipped model, trained by `cktflow train --recipe default`."""
-    return Path(__file__).resolve().parent / "weights" / "default.pt"
 
 
 def load_model(checkpoint: str | Path | None = None, device: str = "cpu") -> CktGen:

@@ -3,73 +3,32 @@
 A checkpoint holds the model's state_dict, its `CktGenConfig`, the `TrainConfig`, the optimizer and
 scheduler state and the number of finished epochs, so a run killed at any point resumes from its
 last finished epoch. Randomness is re-seeded from (seed, epoch) at the start of every epoch, so a
-resumed run makes exactly the same updates as one that was never interrupted.
+resumed run makes exactly the same updates as one that was never interrupted. Checkpoint I/O is
+cktflow.model.checkpoint; the whole recipe (generator, predictor, evaluator, on-policy rounds) is
+cktflow.model.pipeline, which calls this module.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
-import os
-import shutil
 import time
 from pathlib import Path
 
 import torch
 
-from .config import CktGenConfig, TrainConfig, recipe
-from .data import TensorData, build_tensor_data, load_examples
+from .checkpoint import CHECKPOINT_NAME, MODEL_NAME, export_weights, load_checkpoint, resolve_device, save_checkpoint
+from .config import CktGenConfig, TrainConfig
+from .data import TensorData
 from .losses import loss_terms
 from .network import CktGen
 
-__all__ = ["train", "resolve_device", "save_checkpoint", "load_checkpoint", "model_from_checkpoint",
-           "CHECKPOINT_NAME", "MODEL_NAME", "export_weights", "run_recipe"]
+__all__ = ["train", "evaluate_loss"]
 
 log = logging.getLogger(__name__)
 
-#: Full training state (resume from it) and the weights-only file that sampling loads.
-CHECKPOINT_NAME = "checkpoint.pt"
-MODEL_NAME = "model.pt"
 #: Share of the continuous spec entries hidden from the spec encoder in training.
 HIDE_SPEC_SHARE = 0.3
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for, but torch sees no CUDA device")
-    return torch.device(device)
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write atomically: a run killed while saving keeps its previous checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    return torch.load(path, map_location=device, weights_only=True)
-
-
-def model_from_checkpoint(state: dict, device: str | torch.device = "cpu") -> CktGen:
-    model = CktGen(CktGenConfig.from_dict(state["config"]))
-    model.load_state_dict(state["model"])
-    return model.to(device).eval()
-
-
-def export_weights(state: dict, path: Path) -> None:
-    """The weights-only file: model state and configs, no optimizer (what sampling needs)."""
-    save_checkpoint(path, {k: state[k] for k in ("config", "train_config", "model", "epoch", "train_topologies")
-                           if k in state})
 
 
 def _schedule(total_steps: int):
@@ -185,108 +144,3 @@ def evaluate_loss(model: CktGen, data: TensorData, tcfg: TrainConfig, dev: torch
     torch.set_rng_state(rng_state)
     model.train()
     return total / max(n, 1)
-
-
-def _train_beside(data: TensorData, predictor_path: str | None, evaluator_path: str | None, seed: int,
-                  device: str) -> None:
-    """The child process of `run_recipe`: the predictor and the evaluator on the generator's
-    training data (handed over, not re-read: a store the flywheel appends to could have grown)."""
-    from .evaluator import train_evaluator
-    from .predictor import train_predictor
-
-    torch.set_num_threads(1)
-    logging.basicConfig(level=logging.WARNING)
-    if predictor_path:
-        train_predictor(data, predictor_path, seed=seed, device=device)
-    if evaluator_path:
-        train_evaluator(data, evaluator_path, seed=seed, device=device)
-
-
-def run_recipe(recipe_name: str = "default", *, db=None, out_dir: str | Path | None = None, resume: bool = False,
-               seed: int | None = None, device: str = "auto", epochs: int | None = None, threads: int | None = None,
-               evaluator: bool = True, predictor: bool = True, onpolicy: int | None = None,
-               coverage: int = 0, ship: bool = False, progress: bool = True) -> dict:
-    """What `cktflow train` does: load the dataset's train split, train a recipe (resumable) and,
-    beside it in a second process, the performance predictor (which refines decoded device values)
-    and the evaluator network; then give the predictor its on-policy rounds on the trained
-    generator's decodes (`onpolicy` decodes a round, default ONPOLICY_DECODES, 0 skips them;
-    cktflow.model.onpolicy), optionally its coverage round (`coverage` decodes; the default 0 skips
-    it: it helps the closed loop on specs outside the data but costs accuracy on in-distribution
-    class targets, README "Model"), and optionally install the weights as the shipped model.
-
-    Returns a summary: paths, epochs, seconds, final losses.
-    """
-    # both import this module: top-level imports would be circular
-    from .onpolicy import ONPOLICY_DECODES, coverage_train_predictor, self_train_predictor
-    from .predictor import PREDICTOR_NAME
-
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
-        torch.set_num_threads(threads)
-    cfg, tcfg = recipe(recipe_name)
-    if seed is not None:
-        tcfg.seed = seed
-    if epochs is not None:
-        if epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {epochs}")
-        tcfg.epochs = epochs
-    out = Path(out_dir) if out_dir else Path("runs") / recipe_name
-    for name, value in (("onpolicy", onpolicy), ("coverage", coverage)):
-        if value is not None and value < 0:
-            raise ValueError(f"{name} must be at least 0, got {value}")
-    onpolicy = ONPOLICY_DECODES if onpolicy is None else onpolicy
-    examples = load_examples(db)
-    train_examples = [e for e in examples if e.split == "train"]
-    data = build_tensor_data(train_examples)
-    test = build_tensor_data([e for e in examples if e.split == "test"])
-    pred_path, ev_path = out / PREDICTOR_NAME, out / "evaluator.pt"
-    # the predictor and the evaluator need only the data: they train beside the generator, in a
-    # second process on the second core (default recipe: generator 16 min, both of them 6 min)
-    side_jobs = (predictor and not (resume and pred_path.exists()), evaluator and not (resume and ev_path.exists()))
-    side = None
-    t0 = time.perf_counter()
-    if any(side_jobs):
-        out.mkdir(parents=True, exist_ok=True)
-        side = multiprocessing.get_context("spawn").Process(
-            target=_train_beside, args=(data, str(pred_path) if side_jobs[0] else None,
-                                        str(ev_path) if side_jobs[1] else None, tcfg.seed, device), daemon=True)
-        side.start()
-    try:
-        state = train(cfg, data, out, tcfg, resume=resume, device=device, progress=progress, test=test)
-        seconds = time.perf_counter() - t0
-        if side is not None:
-            side.join()
-            if side.exitcode != 0:
-                raise RuntimeError(f"training the predictor/evaluator beside the generator failed (exit code "
-                                   f"{side.exitcode}; its traceback is above); rerun with --resume")
-    finally:
-        if side is not None and side.is_alive():
-            side.terminate()
-    onpolicy_round = coverage_round = generator = None
-    # each step records itself in the predictor's file, so a resumed run does not repeat it; the
-    # generator (only decoded from, never trained here) is built once, and only if a step runs
-    if predictor and onpolicy > 0 and load_checkpoint(pred_path).get("onpolicy") is None:
-        generator = model_from_checkpoint(state, resolve_device(device))
-        onpolicy_round = self_train_predictor(generator, pred_path, train_examples, pred_path, n=onpolicy,
-                                              seed=tcfg.seed, device=device, progress=progress)
-    if predictor and coverage > 0 and "coverage" not in (load_checkpoint(pred_path).get("onpolicy") or {}):
-        if generator is None:
-            generator = model_from_checkpoint(state, resolve_device(device))
-        coverage_round = coverage_train_predictor(generator, pred_path, train_examples, pred_path, n=coverage,
-                                                  seed=tcfg.seed, device=device, progress=progress)
-    if ship:
-        from .sample import default_checkpoint
-        target = default_checkpoint()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out / MODEL_NAME, target)
-        for extra in (pred_path, ev_path):
-            if extra.exists():
-                shutil.copyfile(extra, target.parent / extra.name)
-    last = state["history"][-1] if state.get("history") else {}
-    return {"recipe": recipe_name, "out": str(out), "checkpoint": str(out / CHECKPOINT_NAME),
-            "model": str(out / MODEL_NAME), "epochs": state["epoch"], "train_circuits": len(data),
-            "seconds_generator": round(seconds, 1), "seconds_this_run": round(time.perf_counter() - t0, 1),
-            "onpolicy": onpolicy_round, "coverage": coverage_round,
-            "seconds_total": round(sum(h["seconds"] for h in state.get("history", [])), 1),
-            "final_loss": last.get("total"), "final_test_loss": last.get("test_total"), "shipped": ship}

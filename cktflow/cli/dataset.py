@@ -1,0 +1,142 @@
+"""`cktflow dataset`: build, inspect, export and import the labelled circuit dataset."""
+
+from __future__ import annotations
+
+import click
+
+from .common import InputProblem, InternalProblem, bad_input, echo_json, emit, json_option, out_option, quiet_stdout
+
+
+@click.group("dataset")
+def dataset_group():
+    """Build, inspect and export the labelled circuit dataset (SQLite; default in the cache dir)."""
+
+
+_db_option = click.option("--db", type=click.Path(dir_okay=False),
+                          help="Dataset file (default: <cache>/data/bench101.sqlite; cache = $CKTFLOW_CACHE "
+                               "or ~/.cache/cktflow).")
+
+
+def _existing_db(db):
+    """The dataset file --db names (default: the built one); reading commands need it to exist."""
+    from pathlib import Path
+
+    from cktflow.dataset import default_db_path
+    path = Path(db) if db else default_db_path()
+    if not path.exists():
+        raise InputProblem(f"{path}: no dataset there (build one with `cktflow dataset build`)")
+    return path
+
+
+@dataset_group.command("build")
+@click.option("--n", type=click.IntRange(1), default=10000, show_default=True, help="Circuits to generate.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Generator seed (fixes circuits and split).")
+@_db_option
+@click.option("--ray-address", help="Simulate on this Ray cluster (or set RAY_ADDRESS); default: a local Ray.")
+@click.option("--workers", type=click.IntRange(1), help="Simulation workers (default: one per CPU).")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Time limit per simulation, seconds.")
+@json_option
+def dataset_build(n, seed, db, ray_address, workers, timeout, as_json):
+    """Generate N Bench-101-style circuits, simulate them with ngspice on Ray, and store them.
+
+    The split is 90 % train / 10 % test by whole topology blocks (20 circuits per topology), so no
+    test topology appears in training. Interrupted builds resume: run the same command again.
+    """
+    from cktflow.dataset import build_dataset
+
+    try:
+        with quiet_stdout(as_json):
+            s = build_dataset(n, seed, db, ray_address=ray_address, num_workers=workers, timeout_s=timeout,
+                              progress=not as_json)
+    except ValueError as exc:
+        raise InputProblem(str(exc)) from None
+    except ConnectionError as exc:      # ray.init could not reach --ray-address / RAY_ADDRESS
+        raise InputProblem(f"cannot join the Ray cluster: {exc}") from None
+    except RuntimeError as exc:         # the simulation workers could not start
+        raise InternalProblem(str(exc)) from None
+    if as_json:
+        echo_json(s.to_dict())
+    else:
+        fails = ", ".join(f"{k} {v}" for k, v in s.failures.items()) or "none"
+        click.echo(f"{s.db}: {s.n} circuits (seed {s.seed}; {s.train} train / {s.test} test), "
+                   f"{s.already_stored} already stored, {s.simulated} simulated, {s.stored} rows added, "
+                   f"failures: {fails}; {s.seconds:.1f} s")
+
+
+@dataset_group.command("migrate")
+@_db_option
+@click.option("--chunk", type=click.IntRange(1), default=512, show_default=True,
+              help="Rows measured and committed at a time (an interruption loses at most one chunk's work).")
+@json_option
+def dataset_migrate(db, chunk, as_json):
+    """Measure again every circuit labelled by an older testbench (e.g. before the stability metrics
+    peaking_db, pm_min_deg, stable) and update its row in place: same circuit, split and provenance,
+    plus a 'relabelled' entry in the provenance. Interrupted runs resume: run the same command again.
+    """
+    from cktflow.dataset import relabel
+
+    path = _existing_db(db)
+    with quiet_stdout(as_json):
+        s = relabel(path, chunk=chunk, progress=not as_json)
+    emit(as_json, s.to_dict(), f"{s.path}: {s.relabelled} of {s.rows} circuits measured again ({s.already} were "
+                               f"current, {s.failed} failed) with testbench {s.testbench}; {s.seconds:.1f} s")
+
+
+@dataset_group.command("stats")
+@_db_option
+@json_option
+def dataset_stats_command(db, as_json):
+    """Counts, validity, failure reasons and label quantiles of a dataset."""
+    from cktflow.dataset import Dataset, dataset_stats
+    from cktflow.report import table
+
+    with Dataset.open(_existing_db(db)) as ds:
+        st = dataset_stats(ds)
+    if as_json:
+        echo_json(st)
+        return
+    splits = ", ".join(f"{k} {v}" for k, v in sorted(st["splits"].items()))
+    click.echo(f"{st['db']}: {st['rows']} circuits ({splits}), {st['topologies']} topologies, "
+               f"{st['measured']} measured, {st['invalid']} invalid")
+    click.echo("failures: " + (", ".join(f"{k} {v}" for k, v in st["failures"].items()) or "none"))
+    click.echo(f"topologies in both train and test: {st['topology_overlap']}")
+    u = st["usable_in_feedback"]
+    click.echo(f"usable in feedback (stable, pm_min_deg >= 45 deg, peaking_db <= 6 dB): {u['usable']} of "
+               f"{u['with_ugf']} with a UGF; stable as followers: {u['stable']}"
+               + (f"; {u['unknown']} labelled before the stability metrics (cktflow dataset migrate)"
+                  if u["unknown"] else ""))
+    qs = list(next(iter(st["labels"].values()))["quantiles"])
+    rows = [[m, str(d["n"]), str(d["missing"])] + [f"{d['quantiles'][q]:.4g}" if d["quantiles"][q] is not None
+                                                    else "-" for q in qs] for m, d in st["labels"].items()]
+    click.echo(table(["label", "n", "none"] + [f"q{q}" for q in qs], rows))
+
+
+@dataset_group.command("export")
+@_db_option
+@click.option("--format", "fmt", type=click.Choice(["parquet", "jsonl"]), help="Default: from the file name.")
+@out_option("File to write.", folder=False, required=True)
+@click.option("--only-ok", is_flag=True, help="Leave out circuits that could not be measured.")
+@json_option
+def dataset_export(db, fmt, out, only_ok, as_json):
+    """Write the dataset to Parquet or JSONL (every column; `cktflow dataset import` reads it back)."""
+    from cktflow.dataset import Dataset, export_dataset
+
+    path = _existing_db(db)
+    with bad_input(), Dataset.open(path) as ds:
+        n = export_dataset(ds, out, fmt, only_ok=only_ok)
+    emit(as_json, {"rows": n, "file": out}, f"wrote {n} rows to {out}")
+
+
+@dataset_group.command("import")
+@_db_option
+@click.option("--format", "fmt", type=click.Choice(["parquet", "jsonl"]), help="Default: from the file name.")
+@json_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def dataset_import(db, fmt, as_json, file):
+    """Append the rows of a Parquet/JSONL export (circuits already stored are skipped)."""
+    from cktflow.dataset import Dataset, import_dataset
+
+    with bad_input(), Dataset.open(db) as ds:
+        n = import_dataset(ds, file, fmt)
+        total = len(ds)
+    emit(as_json, {"added": n, "rows": total}, f"added {n} rows ({total} in {ds.path})")

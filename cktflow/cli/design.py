@@ -1,0 +1,200 @@
+"""The design commands: `size` one circuit, `generate` circuits for a spec, run the `flywheel`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .common import (EXIT_MET, EXIT_NOT_MET, InputProblem, alias_option, checkpoint_arg, circuit_arg, echo_json,
+                     force_option, json_option, load_spec_arg, out_option, output_folder, pool_options, quiet_stdout,
+                     sim_pool, spec_option)
+
+
+@click.command("size")
+@spec_option(help="Spec YAML with the targets (and the objective: max_margin or min_total_gm).")
+@click.option("--budget", type=click.IntRange(1), default=200, show_default=True,
+              help="Most ngspice simulations to spend, the start point included.")
+@click.option("--batch", type=click.IntRange(1), default=4, show_default=True,
+              help="Points asked and simulated in parallel per round.")
+@click.option("--margin", type=click.FloatRange(0), default=0.01, show_default=True,
+              help="Normalised margin every target must clear before sizing stops (0.01 = 0.2 dB, "
+                   "0.3 deg, 2.3 %% in frequency).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the optimiser.")
+@click.option("--history", type=click.Path(dir_okay=False),
+              help="JSON-lines file of every simulated point; an existing one is resumed.")
+@out_option("Write the sized circuit JSON to this file.", folder=False)
+@pool_options
+@json_option
+@click.argument("circuit", type=click.Path(dir_okay=False))
+def size_command(spec_path, budget, batch, margin, seed, history, out, workers, ray_address, as_json, circuit):
+    """Size the device values of CIRCUIT (a circuit JSON) against a spec with Bayesian optimisation.
+
+    Starts from the circuit's own values; stops as soon as every target is met with --margin, or
+    after --budget simulations. Exit code 0 when the spec is met, 1 when it is not within the budget.
+    """
+    from cktflow.fsutil import atomic_write_text
+    from cktflow.report import sizing_table
+    from cktflow.sizing import SizingConfig, size
+
+    spec = load_spec_arg(spec_path)
+    start = circuit_arg(circuit, "sizing")
+    config = SizingConfig(budget=budget, batch=batch, stop_margin=margin)
+    with quiet_stdout(as_json), sim_pool(workers, ray_address, progress=False) as pool:
+        try:
+            result = size(start, spec, pool=pool, config=config, seed=seed, history_path=history,
+                          progress=not as_json)
+        except ValueError as exc:
+            raise InputProblem(str(exc)) from None
+    if out:
+        atomic_write_text(out, result.circuit.to_json(indent=1) + "\n")
+    if as_json:
+        echo_json({"spec": spec.to_dict(), **result.to_dict()})
+    else:
+        click.echo(sizing_table(spec, start, result))
+    sys.exit(EXIT_MET if result.met else EXIT_NOT_MET)
+
+
+@click.command("generate")
+@spec_option()
+@click.option("-n", "n", type=click.IntRange(1), default=32, show_default=True,
+              help="Candidates the model proposes (distinct, valid).")
+@click.option("--top-k", type=click.IntRange(1), default=4, show_default=True,
+              help="Best-ranked candidates to size when none meets the spec as proposed.")
+@click.option("--budget", type=click.IntRange(1), default=200, show_default=True,
+              help="ngspice simulations in all, the candidates' first simulations included.")
+@click.option("--want", type=click.IntRange(1), default=3, show_default=True,
+              help="Stop sizing once this many circuits meet the spec with the margin.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False),
+              help="Model checkpoint (default: the shipped model).")
+@click.option("--no-guidance", is_flag=True, help="Sample without classifier guidance.")
+@click.option("--no-refine", is_flag=True,
+              help="Keep the decoded device values (no refinement by the model's performance predictor).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of sampling and sizing.")
+@out_option("Output folder (default: generated/<spec name>); refused when it holds files cktflow did not "
+            "write, unless --force.", folder=True)
+@force_option
+@click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False),
+              help="Append the verified circuits to this dataset, with their provenance.")
+@click.option("--memory", is_flag=True,
+              help="When the model's proposals miss, try the -n stored circuits measured nearest the spec "
+                   "(from --dataset, default the built dataset).")
+@pool_options
+@json_option
+def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance, no_refine, seed, out, force,
+                     dataset_path, memory, workers, ray_address, as_json):
+    """Design circuits for a spec: the model proposes candidates, ngspice measures them, Bayesian
+    sizing refines the best, and a final ngspice run verifies the winners. When fewer than --want
+    candidates meet the spec as proposed, the model first proposes -n more, sampled wider (and, with
+    --memory, the nearest stored circuits follow when those miss too).
+
+    Writes OUT/report.md and OUT/report.json (verified circuits ranked, measured vs target) and, per
+    circuit, its JSON, netlists, schematics and Bode plot. Sizing histories live in OUT/sizing, so an
+    interrupted run resumes. Exit code 0 when at least one circuit is verified; 1 otherwise (the
+    closest circuit and its shortfall are reported).
+    """
+    from pathlib import Path
+
+    from cktflow.flow import generate, run_provenance, write_design_report
+
+    spec = load_spec_arg(spec_path)
+    out_dir = Path(out or Path("generated") / spec.name)
+    checkpoint_arg(checkpoint)
+    nearest = None
+    if memory:
+        from cktflow.dataset import NearestCircuits
+        try:
+            nearest = NearestCircuits.from_dataset(dataset_path)
+        except FileNotFoundError as exc:
+            raise InputProblem(f"--memory: {exc}") from None
+    output_folder(out_dir, force)
+    provenance = run_provenance(checkpoint, seed)
+    if not as_json:
+        import logging
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        click.echo(f"generating for spec '{spec.name}' with {provenance['model']} (run {provenance['run_id']})",
+                   err=True)
+    with quiet_stdout(as_json), sim_pool(workers, ray_address, progress=not as_json) as pool:
+        try:
+            result = generate(spec, n, top_k=top_k, budget=budget, want=want, checkpoint=checkpoint,
+                              guidance=not no_guidance, refine=not no_refine, seed=seed, pool=pool,
+                              progress=not as_json, history_dir=out_dir / "sizing", memory=nearest)
+        except (ValueError, FileNotFoundError) as exc:
+            raise InputProblem(str(exc)) from None
+        data = write_design_report(result, out_dir, provenance)
+        if dataset_path and result.verified:
+            from cktflow.flow import append_verified
+            data["appended"] = append_verified(result, dataset_path, provenance)
+    if as_json:
+        echo_json({**data, "out": str(out_dir)})
+    else:
+        for rank, o in enumerate(result.outcomes, 1):
+            perf = o.performance
+            state = "VERIFIED" if o.passed else f"miss {o.shortfall:.3g}"
+            click.echo(f"#{rank} {state:<10} " + "  ".join(
+                f"{b.metric}={perf.get(b.metric):.4g}" if perf and perf.get(b.metric) is not None else f"{b.metric}=none"
+                for b in spec.targets) + (f"  (sized, {o.sizing.evaluations} sims)" if o.sizing else ""))
+        if result.verified:
+            click.echo(f"{len(result.verified)} circuit(s) verified for '{spec.name}' in {result.simulations} "
+                       f"simulations, {result.seconds:.1f} s; report: {out_dir / 'report.md'}")
+        else:
+            c = result.closest
+            how = f"the closest misses by a normalised shortfall of {c.shortfall:.3g}" if c else "nothing simulated"
+            click.echo(f"no circuit met '{spec.name}' within {budget} simulations: {how}; report: "
+                       f"{out_dir / 'report.md'}")
+    sys.exit(EXIT_MET if result.verified else EXIT_NOT_MET)
+
+
+@click.command("flywheel")
+@spec_option(help="YAML list of specs (each item shaped like a spec file).", aliases=("--specs",))
+@click.option("--rounds", type=click.IntRange(1), default=2, show_default=True,
+              help="Rounds of generate -> append verified circuits -> fine-tune.")
+@click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False),
+              help="Dataset the verified circuits are appended to and fine-tuned on (default: the built one).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Starting model (default: the shipped one).")
+@click.option("-n", "n", type=click.IntRange(1), default=32, show_default=True, help="Candidates per spec.")
+@click.option("--top-k", type=click.IntRange(1), default=4, show_default=True, help="Candidates sized per spec.")
+@click.option("--budget", type=click.IntRange(1), default=200, show_default=True,
+              help="ngspice simulations per spec, first simulations included.")
+@click.option("--epochs", type=click.IntRange(1), default=3, show_default=True, help="Fine-tune epochs per round.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of sampling, sizing and fine-tuning.")
+@out_option("Folder of the run (per round: spec reports, sizing histories, the fine-tuned model).", folder=True,
+            default="runs/flywheel")
+@force_option
+@pool_options
+@json_option
+def flywheel_command(spec_path, rounds, dataset_path, checkpoint, n, top_k, budget, epochs, seed, out, force,
+                     workers, ray_address, as_json):
+    """Run the flywheel: per round, generate for every spec, append the verified circuits (with their
+    provenance) to the dataset, and fine-tune the model on the grown training split; the next round
+    uses the fine-tuned model. Prints per round the success rate and simulations per success.
+    Interrupted runs resume from --out.
+    """
+    from cktflow.flow import flywheel, load_spec_list
+    from cktflow.spec import SpecError
+
+    try:
+        specs = load_spec_list(spec_path)
+    except SpecError as exc:
+        raise InputProblem(str(exc)) from None
+    checkpoint_arg(checkpoint)
+    output_folder(out, force)
+
+    def show(summary):
+        if not as_json:
+            sps = summary["simulations_per_success"]
+            click.echo(f"round {summary['round']}: {summary['success']}/{summary['specs']} specs met "
+                       f"({100 * summary['success_rate']:.0f} %), "
+                       f"{'-' if sps is None else f'{sps:.1f}'} simulations per success, "
+                       f"{summary['appended']} circuit(s) appended, fine-tuned on {summary['train_circuits']} circuits")
+
+    with quiet_stdout(as_json), sim_pool(workers, ray_address, progress=False) as pool:
+        try:
+            summaries = flywheel(specs, rounds, out, dataset_path=dataset_path, checkpoint=checkpoint, n=n,
+                                 top_k=top_k, budget=budget, finetune_epochs=epochs, seed=seed, pool=pool,
+                                 progress=not as_json, on_round=show)
+        except (ValueError, FileNotFoundError) as exc:
+            raise InputProblem(str(exc)) from None
+    if as_json:
+        echo_json({"rounds": summaries})
+    sys.exit(EXIT_MET if summaries and summaries[-1]["success"] else EXIT_NOT_MET)
