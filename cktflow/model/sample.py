@@ -46,7 +46,7 @@ VECTOR_METRICS = {"gain_db": 0, "ugf_hz": 1, "pm_deg": 2}
 #: topologies (5-17 distinct in 64 decodes, measured on test specs), and the best-ranked 20 were
 #: often one topology with near-identical values; 2.0 doubles the distinct topologies.
 PROPOSAL_TEMPERATURES = (1.0, 2.0)
-#: The closed loop's second, wider proposal (cktflow.flow.generate, when ngspice finds too few first
+#: The closed loop's second, wider proposal (cktflow.flow.loop.generate, when ngspice finds too few first
 #: candidates meeting the spec): latents at 3x the spec posterior's spread. For the specs the first
 #: batch missed, it holds 1-5 topologies and the wider one 19-20, one or more meeting the spec
 #: (development specs: bench/autodesign.py --skip 100, never the benchmark's own 100).

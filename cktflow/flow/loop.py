@@ -1,121 +1,28 @@
-"""The pipelines that tie the parts together: verify, the generate loop (propose, simulate, size, verify), the flywheel."""
+"""The closed loop behind `generate`: candidates -> simulate -> rank -> size -> verify, and the
+output folder it writes (report, netlists, schematics, plots)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from spice_sim import LocalSimulator, SimJob, SimResult, check_netlist
-from spice_sim.errors import UnsafeNetlistError
+from spice_sim import SimResult
 
-from .circuit import (Circuit, CircuitFormatError, follower_testbench, one_topology_at_a_time, testbench,
-                      validity_problems, wrap_follower, wrap_testbench)
-from .resources import pdk_dir
-from .spec import CheckRow, Spec
+from ..circuit import Circuit, one_topology_at_a_time
+from ..spec import Spec
+from .verify import dumps
 
 if TYPE_CHECKING:
-    from .dataset import NearestCircuits
-    from .sizing import SizingConfig, SizingResult
+    from ..dataset import NearestCircuits
+    from ..sizing import SizingConfig, SizingResult
 
-__all__ = ["InputError", "Design", "load_design", "VerifyReport", "verify_design", "Outcome", "LoopResult",
-           "design_loop", "generate", "write_design_report", "run_provenance", "append_verified", "load_spec_list",
-           "flywheel"]
+__all__ = ["Outcome", "LoopResult", "design_loop", "generate", "write_design_report", "run_provenance"]
 
 log = logging.getLogger(__name__)
 
-
-class InputError(ValueError):
-    """Bad user input (file, circuit, netlist): reported with exit code 2, nothing simulated."""
-
-
-@dataclass
-class Design:
-    """Something to simulate: a deck ready for ngspice, and the circuit when it came as one."""
-    source: str
-    deck: str
-    input: str = "in"
-    output: str = "out"
-    circuit: Circuit | None = None
-    notes: list[str] = field(default_factory=list)
-    follower: str | None = None       # the unity-gain follower deck (a SimJob follower template)
-
-
-def load_design(path: str | Path, input_net: str = "in", output_net: str = "out") -> Design:
-    """Read a circuit JSON or a SPICE netlist file; netlists are vetted before anything runs."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
-        try:
-            circuit = Circuit.from_json(text)
-        except CircuitFormatError as exc:
-            raise InputError(f"{path}: {exc}") from None
-        problems = validity_problems(circuit)
-        if problems:
-            raise InputError(f"{path}: invalid circuit: " + "; ".join(problems))
-        return Design(str(path), testbench(circuit, title=path.stem), circuit=circuit,
-                      follower=follower_testbench(circuit, title=path.stem))
-    if path.suffix.lower() == ".scs":   # Spectre: translated to SPICE, then vetted like any netlist
-        from .export.spectre import SpectreImportError, read, to_spice_deck
-        try:
-            imported = read(text, str(path))
-            deck = to_spice_deck(imported, input_net=input_net, output_net=output_net, source=str(path))
-        except (SpectreImportError, UnsafeNetlistError) as exc:
-            raise InputError(str(exc)) from None
-        return Design(str(path), deck, input_net, output_net, notes=imported.notes)
-    try:
-        checked = check_netlist(text, source=str(path), allowed_dirs=(pdk_dir(),))
-    except UnsafeNetlistError as exc:
-        raise InputError(str(exc)) from None
-    for net, flag in ((input_net, "--input"), (output_net, "--output")):
-        if net.lower() not in checked.nodes:
-            raise InputError(f"{path}: the netlist has no node '{net}' (name the nodes with {flag})")
-    deck = wrap_testbench(checked.body, title=checked.title, input_net=input_net, output_net=output_net,
-                          add_source=not checked.has_source_at(input_net))
-    # the follower: the same elements without the netlist's own source at the input, which the
-    # loop closure drives instead
-    drivers = {name for name, pins in checked.sources.items() if input_net.lower() in pins
-               and set(pins) - {input_net.lower()} <= {"0", "gnd"}}
-    body = "\n".join(ln for ln in checked.lines if ln.split()[0].lower() not in drivers)
-    follower = wrap_follower(body, title=checked.title, input_net=input_net, output_net=output_net)
-    return Design(str(path), deck, input_net, output_net, notes=checked.dropped, follower=follower)
-
-
-@dataclass
-class VerifyReport:
-    source: str
-    result: SimResult
-    rows: list[CheckRow]
-    spec: Spec | None = None
-
-    @property
-    def passed(self) -> bool:
-        return self.result.ok and all(r.passed for r in self.rows)
-
-    def to_dict(self) -> dict:
-        return {"source": self.source, "passed": self.passed, "simulation": self.result.to_dict(),
-                "checks": [r.__dict__ for r in self.rows],
-                "implicit_targets": bool(self.spec is not None and self.spec.implicit)}
-
-
-def verify_design(design: Design, spec: Spec, simulator: LocalSimulator) -> VerifyReport:
-    result = simulator.run(SimJob(design.deck, design.input, design.output, follower=design.follower))
-    rows = spec.check(result.performance) if result.ok else [
-        CheckRow(b.metric, b.describe(), None, False, b.shortfall(None), b in spec.implicit_bounds) for b in spec.bounds]
-    return VerifyReport(design.source, result, rows, spec)
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, indent=2, default=str)
-
-
-# ---- the closed loop: candidates -> simulate -> rank -> size -> verify (issue 5) ------------------
 
 @dataclass
 class Outcome:
@@ -208,8 +115,8 @@ def design_loop(spec: Spec, circuits: Sequence[Circuit], origin: str, pool=None,
     reported as meeting the spec is re-simulated (the verification run) and only that run decides.
     Without a pool, one local ngspice process serves the whole loop.
     """
-    from .simulate import INVALID, simulate
-    from .sizing import SerialPool, SizingConfig, score, size_many
+    from ..simulate import INVALID, simulate
+    from ..sizing import SerialPool, SizingConfig, score, size_many
 
     if budget < 1 or top_k < 1 or want < 1 or waves < 1:
         raise ValueError("budget, top_k, want and waves must be at least 1")
@@ -316,7 +223,7 @@ def generate(spec: Spec, n: int = 32, *, top_k: int = 4, budget: int = 200, want
     `n` more, sampled wider; with a `memory` (stored measured circuits) the `n` nearest the spec
     follow when those miss too: where the data is sparse, a stored neighbour can be a closer start
     for sizing than anything the model decodes (bench/autodesign.py --memory)."""
-    from .model.sample import load_model, load_refinement, propose, propose_wider
+    from ..model.sample import load_model, load_refinement, propose, propose_wider
 
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
@@ -339,9 +246,9 @@ def generate(spec: Spec, n: int = 32, *, top_k: int = 4, budget: int = 200, want
 def write_design_report(result: LoopResult, out_dir: str | Path, provenance: dict | None = None) -> dict:
     """The output folder of `generate`: report.md and report.json ranking the circuits (verified
     first, measured vs target), and per circuit its JSON, netlists, schematics and Bode plot."""
-    from .export import export_all
-    from .fsutil import atomic_write_text
-    from .report import design_report_markdown
+    from ..export import export_all
+    from ..fsutil import atomic_write_text
+    from ..report import design_report_markdown
 
     out = Path(out_dir)
     folder = out / "circuits"
@@ -369,8 +276,8 @@ def run_provenance(checkpoint: str | Path | None, seed: int) -> dict:
     import hashlib
     import uuid
 
-    from .model.predictor import predictor_path
-    from .model.sample import default_checkpoint
+    from ..model.predictor import predictor_path
+    from ..model.sample import default_checkpoint
 
     def digest(p: Path) -> str:
         return hashlib.sha256(p.read_bytes()).hexdigest()[:16] if p.is_file() else "missing"
@@ -379,125 +286,3 @@ def run_provenance(checkpoint: str | Path | None, seed: int) -> dict:
     return {"model": str(path), "model_sha256": digest(path),
             "predictor_sha256": digest(predictor_path(path)), "run_id": uuid.uuid4().hex[:12], "seed": seed,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-
-
-# ---- the flywheel: verified circuits back into the data, the model fine-tuned on them (issue 5) --
-
-def append_verified(result: LoopResult, dataset_path: str | Path | None, provenance: dict) -> int:
-    """Append the verified circuits of a loop to the dataset (training split), with their provenance:
-    the model and run that proposed them, the spec, and the sizing run. A circuit whose topology is
-    in the test split is stored without a split, so the test split stays unseen. Returns rows added."""
-    from .dataset import Dataset, Record
-    from .simulate import simulator_version, testbench_version
-
-    if not result.verified:
-        return 0
-    with Dataset.open(dataset_path) as ds:
-        test_topologies = {r["topology_hash"] for r in ds.query(
-            "SELECT DISTINCT topology_hash FROM circuits WHERE split = 'test'")}
-        records = []
-        for o in result.verified:
-            sizing = None
-            if o.sizing is not None:
-                sizing = {"evaluations": o.sizing.evaluations, "stop_reason": o.sizing.stop_reason,
-                          "seed": provenance.get("seed")}
-            prov = {**provenance, "source": "generate", "origin": o.origin, "spec": result.spec.to_dict(),
-                    "sizing": sizing}
-            split = None if o.circuit.topology_hash() in test_topologies else "train"
-            records.append(Record.from_result(o.circuit, o.verification, prov, simulator=simulator_version(),
-                                              testbench=testbench_version(), split=split))
-        return ds.append(records)
-
-
-def load_spec_list(path: str | Path) -> list[Spec]:
-    """A YAML list of specs (each shaped like a spec file); errors name the file, the item and the field."""
-    import yaml
-
-    from .spec import SpecError, parse_spec
-
-    path = Path(path)
-    try:
-        items = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read spec list: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(items, list) or not items:
-        raise SpecError(f"{path}: expected a YAML list of specs (- name: ...\\n  targets: ...)")
-    specs = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise SpecError(f"{path}: item {i + 1}: a spec is a mapping with a 'targets' section")
-        item.setdefault("name", f"spec-{i + 1}")
-        specs.append(parse_spec(yaml.safe_dump(item, sort_keys=False), source=f"{path} item {i + 1}"))
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise SpecError(f"{path}: spec names must be unique (they name the output folders)")
-    return specs
-
-
-def flywheel(specs: Sequence[Spec], rounds: int, out_dir: str | Path, *, dataset_path: str | Path | None = None,
-             checkpoint: str | Path | None = None, n: int = 32, top_k: int = 4, budget: int = 200, want: int = 1,
-             finetune_epochs: int = 3, seed: int = 0, pool=None, progress: bool = False,
-             on_round=None, finetune_last: bool = True) -> list[dict]:
-    """Rounds of: generate for every spec, append the verified circuits to the dataset, fine-tune the
-    model on the grown training split. Returns one summary per round (success rate, simulations per
-    success). Resumable: finished specs and rounds are read back from out_dir instead of redone.
-    `finetune_last=False` skips the fine-tune after the last round (when only its figures matter)."""
-    from .model.data import build_tensor_data, load_examples
-    from .model.finetune import finetune
-    from .model.sample import default_checkpoint
-
-    if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, got {rounds}")
-    out = Path(out_dir)
-    ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
-    summaries = []
-    for r in range(1, rounds + 1):
-        rdir = out / f"round-{r}"
-        done_file = rdir / "summary.json"
-        if done_file.is_file():
-            summary = json.loads(done_file.read_text())
-            summaries.append(summary)
-            ckpt = Path(summary["next_checkpoint"])
-            if on_round:
-                on_round(summary)
-            continue
-        t0 = time.perf_counter()
-        rows = []
-        for i, spec in enumerate(specs):
-            sdir = rdir / "specs" / spec.name
-            row_file = sdir / "row.json"
-            if row_file.is_file():
-                rows.append(json.loads(row_file.read_text()))
-                continue
-            prov = {**run_provenance(ckpt, seed + i), "flywheel_round": r}
-            res = generate(spec, n, top_k=top_k, budget=budget, want=want, checkpoint=ckpt, seed=seed + i,
-                           pool=pool, progress=progress, history_dir=sdir / "sizing")
-            added = append_verified(res, dataset_path, prov)
-            row = {"spec": spec.name, "success": bool(res.verified), "simulations": res.simulations,
-                   "seconds": res.seconds, "appended": added, "run_id": prov["run_id"]}
-            sdir.mkdir(parents=True, exist_ok=True)
-            row_file.write_text(json.dumps(row))
-            rows.append(row)
-        wins = sum(x["success"] for x in rows)
-        sims = sum(x["simulations"] for x in rows)
-        summary = {"round": r, "model": str(ckpt), "specs": len(rows), "success": wins,
-                   "success_rate": wins / len(rows) if rows else 0.0, "simulations": sims,
-                   "simulations_per_success": sims / wins if wins else None,
-                   "appended": sum(x["appended"] for x in rows), "train_circuits": None,
-                   "finetune_epochs": 0, "next_checkpoint": str(ckpt), "rows": rows}
-        if finetune_last or r < rounds:
-            examples = load_examples(dataset_path)
-            train_data = build_tensor_data([e for e in examples if e.split == "train"])
-            state = finetune(ckpt, train_data, rdir / "model", epochs=finetune_epochs, seed=seed + r,
-                             progress=progress)
-            summary.update(train_circuits=len(train_data), finetune_epochs=state["epoch"],
-                           next_checkpoint=str(rdir / "model" / "model.pt"))
-        summary["seconds"] = time.perf_counter() - t0
-        done_file.write_text(json.dumps(summary, indent=1))
-        summaries.append(summary)
-        ckpt = Path(summary["next_checkpoint"])
-        if on_round:
-            on_round(summary)
-    return summaries
