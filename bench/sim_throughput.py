@@ -10,8 +10,12 @@
 (b) one in-process shared ngspice (spice_sim.engine);
 (c) the cktflow Ray pool on this machine's CPUs (Ray start-up reported apart);
 and the wall time of `cktflow dataset build --n BUILD_N` from nothing, Ray start-up included.
+--stability N prices the usable-in-feedback measurements on N circuits in one in-process engine,
+side by side: the AC sweep alone, with the exact poles (what every simulation now does), and with
+the unity-gain follower's transient too (what verification runs and specs on overshoot/settling do).
 
     python bench/sim_throughput.py [--n 2000] [--seed 1] [--workers N] [--build-n 10000] [--json]
+    python bench/sim_throughput.py --stability 1000
 
 The machine may be shared: figures are for the load at the time and are pessimistic then. With
 Linux's sched_autogroup, all processes of one session share one CPU share, so on a busy machine
@@ -124,6 +128,27 @@ def in_process(decks: list[str]) -> tuple[float, int, float]:
     return time.perf_counter() - t0, sum(not r.ok for r in results), time.process_time() - c0
 
 
+def stability_cost(n: int, seed: int, rounds: int = 4) -> dict:
+    """CPU ms per simulation of the same circuits: AC only, AC + exact poles, AC + poles + follower
+    transient, interleaved in `rounds` slices so that the machine's load hits them alike."""
+    from cktflow.circuit import follower_testbench
+
+    circuits = OcbGenerator(seed=seed).take(n)
+    jobs = {"ac": [SimJob(testbench(c), poles=False) for c in circuits],
+            "ac+poles": [SimJob(testbench(c)) for c in circuits],
+            "ac+poles+step": [SimJob(testbench(c), follower=follower_testbench(c)) for c in circuits]}
+    engine = get_engine()
+    cpu = dict.fromkeys(jobs, 0.0)
+    size = -(-n // rounds)
+    for r in range(rounds):
+        for name, js in jobs.items():
+            c0 = time.process_time()
+            for j in js[r * size:(r + 1) * size]:
+                run_job(engine, j)
+            cpu[name] += time.process_time() - c0
+    return {name: 1000 * s / n for name, s in cpu.items()}
+
+
 def pool_map(pool: SimPool, decks: list[str]) -> tuple[float, int, float]:
     """(seconds, failures, CPU seconds of the workers)."""
     pids = pool.worker_pids()
@@ -191,7 +216,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="slices the three methods take turns on")
     ap.add_argument("--build-n", type=int, default=10000, help="circuits for the dataset build timing (0: skip)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--stability", type=int, default=0, metavar="N",
+                    help="only price the usable-in-feedback measurements on N circuits (see the docstring)")
     args = ap.parse_args()
+    if args.stability:
+        ms = stability_cost(args.stability, args.seed, max(1, args.rounds))
+        if args.json:
+            print(json.dumps({"n": args.stability, "cpu_ms_per_sim": ms}, indent=2))
+            return
+        print(f"{args.stability} OCB circuits, one in-process ngspice, CPU ms per simulation:")
+        for name, v in ms.items():
+            print(f"  {name:<14} {v:7.2f} ms  ({v / ms['ac']:.2f}x the AC sweep alone)")
+        return
 
     decks = [testbench(c) for c in OcbGenerator(seed=args.seed).take(args.n)]
     out: dict = {"n": args.n, "cpus": os.cpu_count(), "load_avg_1min_at_start": os.getloadavg()[0]}
