@@ -56,7 +56,7 @@ class ModelLibrary:
 
 #: The MOSFET op-point parameters read per device (BSIM4 reports them for a PMOS in magnitude form,
 #: positive in saturation, like an NMOS).
-OP_PARAMS = ("gm", "gds", "gmbs", "id", "vgs", "vds", "vth", "vdsat", "cgg")
+OP_PARAMS = ("gm", "gds", "gmbs", "id", "vgs", "vds", "vth", "vdsat", "cgg", "w", "l")
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,8 @@ class DeviceOp:
     vth: float
     vdsat: float
     cgg: float
+    w: float               # m (the simulator's scaled value)
+    l: float
 
     @property
     def margin(self) -> float:
