@@ -130,6 +130,8 @@ class OpampBench:
                                library=model_library(self.tech, self.corner),
                                params={**tb_params, **{k.lower(): float(v) for k, v in params.items()}},
                                device_models=fets, title=f"{dut_name} op-amp testbenches ({self.tech.name} {self.corner})")
+        # per-device op points of the open-loop block only (the other blocks are copies)
+        self.session.devices = {k: v for k, v in self.session.devices.items() if k.startswith("xol.")}
 
     @property
     def load_seconds(self) -> float:
