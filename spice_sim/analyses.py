@@ -20,6 +20,7 @@ needs (sky130: `set ngbehavior=hsa`, `set ng_nomodcheck`).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
@@ -131,6 +132,7 @@ class NoiseData:
     inoise_total: float | None
 
 
+_SESSION_IDS = itertools.count(1)
 _INST = re.compile(r"^[a-z_][\w.]*$", re.I)
 
 
@@ -198,7 +200,8 @@ class Session:
         self.load_seconds = 0.0
         self.resets = 0
         self._loaded = False
-        body = [title]
+        self.title = f"{title} [session {next(_SESSION_IDS)}]"   # unique: found again with `setcirc`
+        body = [self.title]
         if library is not None:
             body.append(library.lib_line())
         if self.params:
@@ -240,8 +243,27 @@ class Session:
             elif words and words[0] == "set" and len(words) > 1:
                 self.engine._command("unset " + words[1].split("=")[0])
 
+    def _make_current(self) -> None:
+        """Make this session's circuit ngspice's current one (other decks may have been loaded
+        in between: ngspice keeps several circuits and runs the current one)."""
+        if not self._loaded:
+            raise SimulationError("the session is closed")
+        listing = self.engine._command("setcirc")[0]
+        for line in listing.splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 2 and parts[-1].strip() == self.title:
+                if parts[0].strip().lower() != "current":
+                    self.engine._command(f"setcirc {parts[-2].strip()}")
+                return
+        self._loaded = False
+        raise SimulationError("the session's circuit is no longer loaded in ngspice")
+
     def close(self) -> None:
         if self._loaded:
+            try:
+                self._make_current()
+            except SimulationError:
+                return
             self._remove()
             self._loaded = False
 
@@ -268,6 +290,7 @@ class Session:
                            f"parameters it was created with ({', '.join(sorted(self.params))})")
         if not changed:
             return False
+        self._make_current()
         for k, v in changed.items():
             self.engine._command(f"alterparam {k}={_fmt(v)}")
         self._settings(True)
@@ -282,13 +305,13 @@ class Session:
         return True
 
     def set_temperature(self, celsius: float) -> None:
+        self._make_current()
         self.engine._command(f"option temp={_fmt(celsius)}")
         self.temperature_c = float(celsius)
 
     # -- analyses ------------------------------------------------------------------------------
     def _analysis(self, cmd: str, kind: str) -> str:
-        if not self._loaded:
-            raise SimulationError("the session is closed")
+        self._make_current()
         eng = self.engine
         eng._command("destroy all")
         _, err = eng._command(cmd)
