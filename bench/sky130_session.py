@@ -50,7 +50,7 @@ def main() -> None:
     ota = (templates_dir() / "sky130" / "ota5t.cir").read_text()
     t0 = time.perf_counter()
     with OpampBench(ota, "ota5t", {}, engine=eng) as b:
-        print(f"ota: library + 4 testbench blocks load {time.perf_counter() - t0:.2f} s")
+        print(f"ota: library + 5 testbench blocks load {time.perf_counter() - t0:.2f} s")
         t0 = time.perf_counter()
         m = b.measure(Conditions(vcm=1.1, cl=cl))
         print(f"ota: one full measurement (op, AC, noise, step) {time.perf_counter() - t0:.2f} s")
@@ -71,7 +71,7 @@ def main() -> None:
         for k in range(args.resizes // 5):
             b.measure(Conditions(vcm=1.1, cl=cl), noise=False, step=False, w_in=4 + 0.05 * (k % 2 + 1))
         dt = (time.perf_counter() - t0) / (args.resizes // 5)
-        print(f"ota: per new size, op + AC of 4 blocks: {1e3 * dt:.0f} ms")
+        print(f"ota: per new size, op + AC + swing DC sweep (5 blocks): {1e3 * dt:.0f} ms")
 
 
 if __name__ == "__main__":

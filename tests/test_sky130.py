@@ -179,6 +179,10 @@ def test_ota_gain_ugf_slew_power_match_closed_forms(ota_tt):
     assert m.cmrr_db > 20 and m.psrr_db > 20
     assert 1e-9 < m.noise_v_per_rthz < 1e-5 and m.noise_v_rms > 0
     assert m.area_um2 == pytest.approx(2 * 4 * 0.5 + 2 * 4 * 1 + 2 * 8 * 1)
+    # the half-gain edges of the output range lie inside the saturation limits of the output branch
+    vtail = m.op.voltages["xol.tail"]
+    assert vtail + d["xol.xm2"].vdsat - 0.02 < m.swing_low_v < 1.1 < m.swing_high_v < 1.8 - d["xol.xm4"].vdsat + 0.02
+    assert m.swing_v == pytest.approx(m.swing_high_v - m.swing_low_v) and m.swing_v > 0.5
 
 
 def test_resizing_in_place_equals_a_fresh_load(ota, ota_tt, engine):

@@ -18,6 +18,8 @@ Metric definitions (docs/transistor-metrics.md; one definition each):
 - offset_v: V(out) - V(inp) of the servo block at the operating point (systematic offset);
 - supply_a, power_w: current drawn from vdd at the operating point, and vdd times it;
 - area_um2: the sum of W*L of the amplifier's transistors (gate area);
+- swing_low_v, swing_high_v, swing_v: the output range over which the open-loop gain stays at
+  least half its largest value (DC sweep of an inverting gain -1 block, inputs at vcm);
 - min_margin_v, worst_device, all_saturated: the smallest vds - vdsat over the amplifier's
   transistors at the operating point (open-loop block), which one, and whether every one is in
   saturation (vgs > vth and vds >= vdsat).
@@ -44,6 +46,7 @@ __all__ = ["Conditions", "OpampMetrics", "OpampBench", "model_library", "AC_STAR
 AC_START_HZ = 1.0
 AC_STOP_HZ = 10e9
 AC_POINTS_PER_DECADE = 20
+SWING_STEP_V = 0.002
 
 
 def model_library(tech: Technology, corner: str | None = None) -> ModelLibrary:
@@ -82,6 +85,9 @@ class OpampMetrics:
     slew_fall_v_per_s: float | None = None
     settling_s: float | None = None
     overshoot_pct: float | None = None
+    swing_v: float | None = None
+    swing_low_v: float | None = None
+    swing_high_v: float | None = None
     noise_v_per_rthz: float | None = None
     noise_v_rms: float | None = None
     offset_v: float | None = None
@@ -157,7 +163,7 @@ class OpampBench:
         self.session.set_params(**merged)
 
     def measure(self, conditions: Conditions | None = None, *, noise: bool = True, step: bool = True,
-                keep_step: bool = False, **sizes: float) -> OpampMetrics:
+                swing: bool = True, keep_step: bool = False, **sizes: float) -> OpampMetrics:
         cond = (conditions or Conditions(corner=self.corner)).resolved(self.tech)
         if cond.corner != self.corner:
             raise ValueError(f"this bench is loaded for corner {self.corner}; open another OpampBench for {cond.corner}")
@@ -188,6 +194,10 @@ class OpampBench:
             nd = s.noise("out_ol", "vin_ol", AC_START_HZ, max(fstop, 10 * AC_START_HZ), 20)
             out.noise_v_rms = nd.inoise_total
             out.noise_v_per_rthz = float(np.exp(np.interp(math.log(cond.spot_hz), np.log(nd.freq), np.log(nd.inoise))))
+        if swing:
+            out.swing_low_v, out.swing_high_v = self._swing(cond)
+            if out.swing_low_v is not None:
+                out.swing_v = out.swing_high_v - out.swing_low_v
         if step:
             out.slew_rise_v_per_s, out.slew_fall_v_per_s, out.settling_s, out.overshoot_pct, wave = \
                 self._step(perf, cond)
@@ -195,6 +205,26 @@ class OpampBench:
                 out.step = wave
         out.performance = perf.with_values(settling_s=out.settling_s, overshoot_pct=out.overshoot_pct)
         return out
+
+    def _swing(self, cond: Conditions) -> tuple[float | None, float | None]:
+        """The output range over which the open-loop gain stays at least half its largest value
+        (the inverting block's DC sweep, A = 2 g / (1 - g))."""
+        sweep = self.session.dc("vdrv_sw", 0.0, cond.vdd, SWING_STEP_V, ("out_sw",))
+        vout = sweep["out_sw"]
+        g = -np.gradient(vout, sweep.scale)
+        a = np.where(g < 1.0, 2 * g / np.maximum(1.0 - g, 1e-12), np.inf)
+        a = np.where(g > 0, a, 0.0)
+        k = int(np.argmax(a))
+        if not np.isfinite(a[k]) or a[k] <= 0:
+            return None, None
+        ok = a >= a[k] / 2
+        lo = hi = k
+        while lo > 0 and ok[lo - 1]:
+            lo -= 1
+        while hi < len(a) - 1 and ok[hi + 1]:
+            hi += 1
+        ends = (float(vout[lo]), float(vout[hi]))
+        return min(ends), max(ends)
 
     def _step(self, perf: Performance, cond: Conditions):
         """The follower's response to a rising and a falling step of cond.vstep."""
