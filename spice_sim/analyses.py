@@ -251,7 +251,7 @@ class Session:
         listing = self.engine._command("setcirc")[0]
         for line in listing.splitlines():
             parts = line.split("\t")
-            if len(parts) >= 2 and parts[-1].strip() == self.title:
+            if len(parts) >= 2 and _norm(parts[-1]) == _norm(self.title):   # ngspice lower-cases titles
                 if parts[0].strip().lower() != "current":
                     self.engine._command(f"setcirc {parts[-2].strip()}")
                 return
@@ -310,11 +310,21 @@ class Session:
         self.temperature_c = float(celsius)
 
     # -- analyses ------------------------------------------------------------------------------
-    def _analysis(self, cmd: str, kind: str) -> str:
+    def _analysis(self, cmd: str, kind: str, vectors: tuple[str, ...] = ()) -> str:
+        """Run one analysis command; device parameters among `vectors` (`@m.x1.m...[gm]`) are
+        recorded over a sweep with `save all <them>` for this run only."""
         self._make_current()
         eng = self.engine
         eng._command("destroy all")
-        _, err = eng._command(cmd)
+        saves = [v for v in vectors if v.startswith("@")]
+        if saves and kind != "op":
+            eng._command("save all " + " ".join(saves))
+            try:
+                _, err = eng._command(cmd)
+            finally:
+                eng._command("delete all")
+        else:
+            _, err = eng._command(cmd)
         eng.runs += 1
         eng.last_log = err
         plot = eng._command("echo $curplot")[0].strip().splitlines()[-1].strip()
@@ -338,6 +348,11 @@ class Session:
             names.append(eng._ffi.string(arr[i]).decode())
             i += 1
         return names
+
+    def device_vector(self, instance: str, param: str) -> str:
+        """The vector name of one device's parameter (e.g. for `dc(..., vectors=...)`)."""
+        template = self.library.op_vector if self.library else "@m.{instance}.m{model}[{param}]"
+        return template.format(instance=instance, model=self.devices[instance.lower()], param=param)
 
     def op(self) -> OpPoint:
         """The operating point: every node voltage, every voltage source's current, and per
@@ -364,19 +379,21 @@ class Session:
         return OpPoint(voltages, currents, devices)
 
     def dc(self, source: str, start: float, stop: float, step: float, vectors: tuple[str, ...]) -> Sweep:
-        plot = self._analysis(f"dc {source} {_fmt(start)} {_fmt(stop)} {_fmt(step)}", "dc")
+        """DC sweep of an independent source; `vectors` may name nodes and device parameters
+        (`@m.xm1.msky130_fd_pr__nfet_01v8[gm]`), the latter recorded at every point."""
+        plot = self._analysis(f"dc {source} {_fmt(start)} {_fmt(stop)} {_fmt(step)}", "dc", vectors)
         scale = self._vec(plot, "v-sweep", required=False)
         if scale is None:
             scale = self._vec(plot, "i-sweep")
         return Sweep(np.real(scale), {n.lower(): np.real(self._vec(plot, n)) for n in vectors})
 
     def ac(self, fstart: float, fstop: float, points_per_decade: int, vectors: tuple[str, ...]) -> Sweep:
-        plot = self._analysis(f"ac dec {int(points_per_decade)} {_fmt(fstart)} {_fmt(fstop)}", "ac")
+        plot = self._analysis(f"ac dec {int(points_per_decade)} {_fmt(fstart)} {_fmt(fstop)}", "ac", vectors)
         return Sweep(np.real(self._vec(plot, "frequency")), {n.lower(): self._vec(plot, n) for n in vectors})
 
     def tran(self, tstep: float, tstop: float, vectors: tuple[str, ...], *, tmax: float | None = None) -> Sweep:
         cmd = f"tran {_fmt(tstep)} {_fmt(tstop)}" + (f" 0 {_fmt(tmax)}" if tmax else "")
-        plot = self._analysis(cmd, "tran")
+        plot = self._analysis(cmd, "tran", vectors)
         return Sweep(np.real(self._vec(plot, "time")), {n.lower(): np.real(self._vec(plot, n)) for n in vectors})
 
     def noise(self, output: str, source: str, fstart: float, fstop: float, points_per_decade: int = 10,
@@ -398,6 +415,10 @@ class Session:
                          np.real(self._vec(spectra_plot, "inoise_spectrum")),
                          float(np.real(tot_on[0])) if tot_on is not None else None,
                          float(np.real(tot_in[0])) if tot_in is not None else None)
+
+
+def _norm(title: str) -> str:
+    return " ".join(title.lower().split())
 
 
 def _fmt(x: float) -> str:
