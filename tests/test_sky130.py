@@ -168,7 +168,7 @@ def test_ota_gain_ugf_slew_power_match_closed_forms(ota_tt):
     assert m.all_saturated and m.min_margin_v > 0.05
     assert 10 ** (m.performance.gain_db / 20) == pytest.approx(gm1 / (gds2 + gds4), rel=0.03)
     assert m.performance.ugf_hz == pytest.approx(gm1 / (2 * math.pi * CL), rel=0.10)
-    assert m.performance.pm_deg > 80
+    assert m.performance.pm_deg > 80 and m.performance.stable is True
     # the follower's tail current while it slews (its own operating point)
     assert m.slew_rise_v_per_s == pytest.approx(itail / CL, rel=0.10)
     assert m.slew_fall_v_per_s == pytest.approx(itail / CL, rel=0.10)

@@ -12,7 +12,8 @@ Metric definitions (docs/transistor-metrics.md; one definition each):
 - cmrr_db, psrr_db: 20 log10 |H| - 20 log10 |Acm| (resp. |Avdd|) at the lowest AC frequency;
 - slew_rise/fall_v_per_s: the largest |dV(out)/dt| of the follower between 10 % and 90 % of each
   transition of a `vstep` input step; settling_s: the longer of the two edges' times to stay within
-  1 % of the step; overshoot_pct: the larger overshoot of the two;
+  1 % of the step; overshoot_pct: the larger overshoot of the two; stable: neither edge's
+  response grows (spice_sim.measure.step_grows: the follower does not oscillate);
 - noise_v_per_rthz: input-referred noise density at `spot_hz`; noise_v_rms: integrated
   input-referred noise from 1 Hz to the UGF;
 - offset_v: V(out) - V(inp) of the servo block at the operating point (systematic offset);
@@ -35,7 +36,7 @@ import numpy as np
 
 from spice_sim.analyses import ModelLibrary, OpPoint, Session
 from spice_sim.engine import NgSpiceEngine, get_engine
-from spice_sim.measure import Performance, measure, measure_step
+from spice_sim.measure import Performance, measure, measure_step, step_grows
 
 from ..resources import templates_dir
 from ..technology import Technology, load_technology
@@ -199,8 +200,9 @@ class OpampBench:
             if out.swing_low_v is not None:
                 out.swing_v = out.swing_high_v - out.swing_low_v
         if step:
-            out.slew_rise_v_per_s, out.slew_fall_v_per_s, out.settling_s, out.overshoot_pct, wave = \
+            out.slew_rise_v_per_s, out.slew_fall_v_per_s, out.settling_s, out.overshoot_pct, stable, wave = \
                 self._step(perf, cond)
+            perf = perf.with_values(stable=stable)
             if keep_step:
                 out.step = wave
         out.performance = perf.with_values(settling_s=out.settling_s, overshoot_pct=out.overshoot_pct)
@@ -240,7 +242,7 @@ class OpampBench:
         tr = s.tran(tmax, tstop, ("out_st", "inp_st"), tmax=tmax)
         t, vout = tr.scale, tr["out_st"]
         v0, v1 = cond.vcm - cond.vstep / 2, cond.vcm + cond.vstep / 2
-        results = []
+        results, grows = [], []
         for start, lo, hi in ((tdel, v0, v1), (tdel + tpw + tedge, v1, v0)):
             sel = (t >= start) & (t <= start + tpw)
             te, ye = t[sel] - start, vout[sel]
@@ -250,16 +252,22 @@ class OpampBench:
             if abs(span) < 1e-6:
                 results.append((None, None, None))
                 continue
+            if not np.all(np.isfinite(ye)):
+                results.append((None, None, None))
+                grows.append(True)
+                continue
             y = (ye - initial) / span
             inside = (y >= 0.1) & (y <= 0.9)
             slope = np.abs(np.gradient(ye, te))
             slew = float(slope[inside].max()) if inside.any() else None
             overshoot, settling = measure_step(te, y, 1.0)
             results.append((slew, settling, overshoot))
+            grows.append(step_grows(y, 1.0))
         (sr_r, st_r, os_r), (sr_f, st_f, os_f) = results
         settling = None if st_r is None or st_f is None else max(st_r, st_f)
         overshoot = None if os_r is None or os_f is None else max(os_r, os_f)
-        return sr_r, sr_f, settling, overshoot, {"time": t, "vin": tr["inp_st"], "vout": vout}
+        stable = None if len(grows) < 2 else not any(grows)
+        return sr_r, sr_f, settling, overshoot, stable, {"time": t, "vin": tr["inp_st"], "vout": vout}
 
 
 def _deck_params(text: str) -> dict[str, float]:
