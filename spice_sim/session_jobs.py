@@ -73,8 +73,10 @@ class SessionJob:
         try:
             session, res.loaded = _session(engine, self)
             res.load_seconds = session.load_seconds if res.loaded else 0.0
-            if self.values:
-                session.set_params(**dict(self.values))
+            # every parameter the job does not set takes its load value: a job never inherits the
+            # previous job's values (only what differs is altered)
+            if self.params:
+                session.set_params(**{**dict(self.params), **dict(self.values)})
             if self.temperature_c is not None:
                 session.set_temperature(self.temperature_c)
             for a in self.analyses:

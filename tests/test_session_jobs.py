@@ -25,6 +25,8 @@ def test_the_deck_stays_loaded_between_jobs_in_the_worker():
     with LocalSimulator(timeout_s=20) as sim:
         first = sim.run(_job(2.0))
         second = sim.run(_job(4.0, Analysis("op"), Analysis("ac", (1e3, 1e7, 10), ("out",))))
+        third = sim.run(SessionJob(RC, (Analysis("op"),), params=PARAMS))     # no values: the load values
+        assert third.ok and not third.loaded and third.outputs[0].voltages["out"] == pytest.approx(1.0)
         assert first.ok and second.ok, (first.message, second.message)
         assert first.loaded and not second.loaded
         assert first.outputs[0].voltages["out"] == pytest.approx(1.0)

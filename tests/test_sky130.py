@@ -242,3 +242,25 @@ def test_gm_id_tables(engine, tmp_path, device):
     tab.save(tmp_path / "t.npz")
     back = GmIdTable.load(tmp_path / "t.npz")
     assert np.array_equal(back.data["gm"], tab.data["gm"]) and back.device == device
+
+
+# -- the op-amp measurement as a job: time limit (local simulator) and the bench kept per worker ---
+
+@pytest.mark.slow
+def test_opamp_jobs_in_the_local_simulator(ota_tt):
+    from spice_sim import LocalSimulator
+
+    from cktflow.transistor.jobs import OpampJob, with_sizes
+    job = OpampJob(OTA, "ota5t", conditions=COND)
+    with LocalSimulator(timeout_s=60) as sim:
+        first = sim.run(job)
+        second = sim.run(with_sizes(job, w_in=8))
+        tiny = sim.run(with_sizes(job, w_in=0.3))
+        third = sim.run(job)
+    assert first.ok and second.ok and third.ok, (first.message, second.message, third.message)
+    assert (first.loaded, second.loaded, third.loaded) == (True, False, False)
+    assert first.load_seconds > 1 and third.seconds < first.seconds
+    assert first.metrics.performance.gain_db == pytest.approx(ota_tt.performance.gain_db, abs=1e-6)
+    assert third.metrics.performance.gain_db == pytest.approx(ota_tt.performance.gain_db, abs=1e-6)
+    assert second.metrics.op.devices["xol.xm1"].gm > first.metrics.op.devices["xol.xm1"].gm
+    assert tiny.failure == "bad_netlist" and "w=0.3 is outside" in tiny.message

@@ -132,6 +132,7 @@ class OpampBench:
         tb = "\n".join(ln for ln in tb.splitlines() if not ln.lower().startswith(".param"))
         params = {**_deck_params(dut), **{k.lower(): float(v) for k, v in params.items()}}
         self.size_names = tuple(params)
+        self.default_sizes = dict(params)      # the DUT's .param defaults, overridden by `params`
         fets = {d.model for d in self.tech.devices.values() if d.type in ("nmos", "pmos")}
         self.session = Session(engine or get_engine(), body + "\n" + tb,
                                library=model_library(self.tech, self.corner),
