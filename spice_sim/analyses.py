@@ -385,16 +385,28 @@ class Session:
         scale = self._vec(plot, "v-sweep", required=False)
         if scale is None:
             scale = self._vec(plot, "i-sweep")
-        return Sweep(np.real(scale), {n.lower(): np.real(self._vec(plot, n)) for n in vectors})
+        scale = np.real(scale)
+        if scale.size == 0 or abs(scale[-1] - stop) > abs(step) * 1e-3 + 1e-12 * abs(stop):
+            raise SimulationError(f"the DC sweep of {source} stopped at {scale[-1] if scale.size else start:g} "
+                                  f"instead of {stop:g}", self.engine.last_log)
+        return Sweep(scale, {n.lower(): np.real(self._vec(plot, n)) for n in vectors})
 
     def ac(self, fstart: float, fstop: float, points_per_decade: int, vectors: tuple[str, ...]) -> Sweep:
         plot = self._analysis(f"ac dec {int(points_per_decade)} {_fmt(fstart)} {_fmt(fstop)}", "ac", vectors)
-        return Sweep(np.real(self._vec(plot, "frequency")), {n.lower(): self._vec(plot, n) for n in vectors})
+        freq = np.real(self._vec(plot, "frequency"))
+        if freq.size < 2 or freq[-1] < fstop * (1 - 1e-6):
+            raise SimulationError(f"the AC sweep stopped at {freq[-1] if freq.size else fstart:g} Hz instead of "
+                                  f"{fstop:g} Hz", self.engine.last_log)
+        return Sweep(freq, {n.lower(): self._vec(plot, n) for n in vectors})
 
     def tran(self, tstep: float, tstop: float, vectors: tuple[str, ...], *, tmax: float | None = None) -> Sweep:
         cmd = f"tran {_fmt(tstep)} {_fmt(tstop)}" + (f" 0 {_fmt(tmax)}" if tmax else "")
         plot = self._analysis(cmd, "tran", vectors)
-        return Sweep(np.real(self._vec(plot, "time")), {n.lower(): np.real(self._vec(plot, n)) for n in vectors})
+        t = np.real(self._vec(plot, "time"))
+        if t.size < 2 or t[-1] < tstop * (1 - 1e-6):      # e.g. "timestep too small": a partial record
+            raise SimulationError(f"the transient stopped at {t[-1] if t.size else 0.0:g} s instead of {tstop:g} s: "
+                                  + (_first_error(self.engine.last_log) or "no convergence"), self.engine.last_log)
+        return Sweep(t, {n.lower(): np.real(self._vec(plot, n)) for n in vectors})
 
     def noise(self, output: str, source: str, fstart: float, fstop: float, points_per_decade: int = 10,
               reference: str | None = None) -> NoiseData:
