@@ -378,6 +378,11 @@ class Session:
             devices[inst] = DeviceOp(inst, model, **vals)
         return OpPoint(voltages, currents, devices)
 
+    def op_values(self, names: tuple[str, ...]) -> dict[str, float]:
+        """Run the operating point and read the named vectors (nodes, `@c.x1.c1[capacitance]`, ...)."""
+        plot = self._analysis("op", "op")
+        return {n: float(np.real(self._vec(plot, n)[0])) for n in names}
+
     def dc(self, source: str, start: float, stop: float, step: float, vectors: tuple[str, ...]) -> Sweep:
         """DC sweep of an independent source; `vectors` may name nodes and device parameters
         (`@m.xm1.msky130_fd_pr__nfet_01v8[gm]`), the latter recorded at every point."""

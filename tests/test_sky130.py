@@ -264,3 +264,24 @@ def test_opamp_jobs_in_the_local_simulator(ota_tt):
     assert third.metrics.performance.gain_db == pytest.approx(ota_tt.performance.gain_db, abs=1e-6)
     assert second.metrics.op.devices["xol.xm1"].gm > first.metrics.op.devices["xol.xm1"].gm
     assert tiny.failure == "bad_netlist" and "w=0.3 is outside" in tiny.message
+
+
+# -- a two-stage Miller op-amp (MIM capacitor, poly resistor) -----------------------------------
+
+@pytest.mark.slow
+def test_miller_two_stage_closed_forms(engine):
+    dut = (templates_dir() / "sky130" / "miller2.cir").read_text()
+    with OpampBench(dut, "miller2", {}, engine=engine, source="miller2.cir") as b:
+        m = b.measure(Conditions(vcm=1.1, cl=1e-12))
+        cc = b.session.op_values(("@c.xol.xcc.c1[capacitance]",))["@c.xol.xcc.c1[capacitance]"]
+    d = m.op.devices
+    assert 1.0e-12 < cc < 2.5e-12                                    # 28 x 28 um MIM, ~2 fF/um2
+    assert m.all_saturated and m.performance.stable is True
+    assert 60 < m.performance.pm_deg < 90 and m.performance.gain_db > 55
+    assert m.performance.ugf_hz == pytest.approx(d["xol.xm2"].gm / (2 * math.pi * cc), rel=0.10)
+    itail = d["xol.xm5"].id
+    assert m.slew_rise_v_per_s == pytest.approx(itail / cc, rel=0.10)
+    assert m.slew_fall_v_per_s == pytest.approx(itail / cc, rel=0.10)
+    assert m.supply_a == pytest.approx(20e-6 + d["xol.xm3"].id + d["xol.xm4"].id + d["xol.xm7"].id, rel=0.01)
+    mos = sum(x.w * x.l for x in d.values()) * 1e12
+    assert m.area_um2 == pytest.approx(mos + 28 * 28 + 0.35 * 2)

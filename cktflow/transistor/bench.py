@@ -18,7 +18,8 @@ Metric definitions (docs/transistor-metrics.md; one definition each):
   input-referred noise from 1 Hz to the UGF;
 - offset_v: V(out) - V(inp) of the servo block at the operating point (systematic offset);
 - supply_a, power_w: current drawn from vdd at the operating point, and vdd times it;
-- area_um2: the sum of W*L of the amplifier's transistors (gate area);
+- area_um2: the sum of W*L of the amplifier's transistors (gate area), plus W*L*m of the MIM
+  capacitors and poly resistors placed directly in the amplifier's subcircuit;
 - swing_low_v, swing_high_v, swing_v: the output range over which the open-loop gain stays at
   least half its largest value (DC sweep of an inverting gain -1 block, inputs at vcm);
 - min_margin_v, worst_device, all_saturated: the smallest vds - vdsat over the amplifier's
@@ -40,7 +41,7 @@ from spice_sim.measure import Performance, measure, measure_step, step_grows
 
 from ..resources import templates_dir
 from ..technology import Technology, load_technology
-from .netlist import check_transistor_netlist
+from .netlist import check_transistor_netlist, passive_area_um2
 
 __all__ = ["Conditions", "OpampMetrics", "OpampBench", "model_library", "AC_START_HZ", "AC_STOP_HZ"]
 
@@ -180,7 +181,9 @@ class OpampBench:
         out.offset_v = op.voltages["out_ol"] - op.voltages["inp_ol"]
         out.supply_a = -op.currents["vdd_ol"]
         out.power_w = cond.vdd * out.supply_a
-        out.area_um2 = sum(d.w * d.l for d in ol.values()) * 1e12 if ol else None
+        out.area_um2 = (sum(d.w * d.l for d in ol.values()) * 1e12
+                        + passive_area_um2(self.dut, self.tech, self.dut_name,
+                                           {k: s.params[k] for k in self.size_names}))
         if ol:
             worst = min(ol.values(), key=lambda d: d.margin)
             out.min_margin_v, out.worst_device = worst.margin, worst.instance

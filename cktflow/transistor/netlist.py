@@ -12,13 +12,14 @@ installed folder), then the PDK's own rules, each refusal naming the file and li
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from spice_sim.errors import NetlistError
 from spice_sim.safety import CheckedNetlist, check_netlist
 
-from ..technology import DeviceSizeError, Technology
+from ..technology import DeviceKind, DeviceSizeError, Technology
 
-__all__ = ["check_transistor_netlist", "spice_number"]
+__all__ = ["check_transistor_netlist", "pdk_instances", "passive_area_um2", "PdkInstance", "spice_number"]
 
 _NUM = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)(meg|mil|[tgkmunpf])?[a-z]*$", re.I)
 _SCALE = {None: 1.0, "t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "m": 1e-3, "u": 1e-6, "n": 1e-9,
@@ -47,12 +48,44 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
+@dataclass(frozen=True)
+class PdkInstance:
+    name: str              # as written (not hierarchical)
+    subckt: str | None     # the subcircuit it sits in (None: top level)
+    device: DeviceKind
+    sizes: dict[str, float]   # the sizes that could be resolved (w, l, nf, m)
+
+
 def check_transistor_netlist(text: str, tech: Technology, *, source: str = "<netlist>",
                              params: dict[str, float] | None = None) -> CheckedNetlist:
     """Vet `text` for `tech` (a transistor PDK); raise UnsafeNetlistError / NetlistError naming the
     line, else return spice_sim's CheckedNetlist of the accepted lines."""
     tech.require_installed()
     checked = check_netlist(text, source=source, allowed_dirs=(tech.install_dir,))
+    _scan(text, tech, source, params)
+    return checked
+
+
+def pdk_instances(text: str, tech: Technology, *, source: str = "<netlist>",
+                  params: dict[str, float] | None = None) -> list[PdkInstance]:
+    """Every instance of a PDK device in `text` with its resolved sizes (checked as above)."""
+    return _scan(text, tech, source, params)
+
+
+def passive_area_um2(text: str, tech: Technology, subckt: str, params: dict[str, float] | None = None) -> float:
+    """W*L*m summed over the capacitors and resistors placed directly in subcircuit `subckt`."""
+    total = 0.0
+    for inst in _scan(text, tech, "<area>", params):
+        if inst.subckt == subckt.lower() and inst.device.type in ("capacitor", "resistor"):
+            s = inst.sizes
+            if "w" in s and "l" in s:
+                total += s["w"] * s["l"] * s.get("m", 1.0)
+    return total
+
+
+def _scan(text: str, tech: Technology, source: str, params: dict[str, float] | None) -> list[PdkInstance]:
+    found: list[PdkInstance] = []
+    inside: str | None = None
     lines = _logical_lines(text)
     subckts = {ln.split()[1].lower() for _, ln in lines if ln.lower().startswith(".subckt") and len(ln.split()) > 1}
     models = {ln.split()[1].lower() for _, ln in lines if ln.lower().startswith(".model") and len(ln.split()) > 1}
@@ -70,6 +103,10 @@ def check_transistor_netlist(text: str, tech: Technology, *, source: str = "<net
         where = f"{source}:{no}"
         toks = re.sub(r"\s*=\s*", "=", ln).split()
         letter = toks[0][0].lower()
+        if toks[0].lower() == ".subckt" and len(toks) > 1:
+            inside = toks[1].lower()
+        elif toks[0].lower() == ".ends":
+            inside = None
         if letter == "x":
             plain = [t for t in toks[1:] if "=" not in t]
             if not plain:
@@ -107,6 +144,7 @@ def check_transistor_netlist(text: str, tech: Technology, *, source: str = "<net
             except DeviceSizeError as exc:
                 unit = " (W and L are in um: no 'u' suffix)" if any(s < 1e-3 for s in sizes.values()) else ""
                 raise NetlistError(f"{where}: {exc}{unit}") from None
+            found.append(PdkInstance(toks[0].lower(), inside, dev, sizes))
         elif letter == "m":
             if len(toks) < 6:
                 raise NetlistError(f"{where}: '{toks[0]}' needs drain gate source bulk and a model")
@@ -118,4 +156,4 @@ def check_transistor_netlist(text: str, tech: Technology, *, source: str = "<net
                 except KeyError:
                     pass
                 raise NetlistError(f"{where}: '{toks[0]}': unknown model '{toks[5]}'{hint}")
-    return checked
+    return found
