@@ -63,7 +63,8 @@ def main() -> None:
         for edge, sr in (("rise", m.slew_rise_v_per_s), ("fall", m.slew_fall_v_per_s)):
             print(f"ota: slew {edge} {sr / 1e6:.3f} V/us vs Itail/CL {itail / cl / 1e6:.3f} V/us "
                   f"({100 * (sr / (itail / cl) - 1):+.2f} %)")
-        print(f"ota: power {1e6 * m.power_w:.2f} uW = 1.8 V x {1e6 * m.supply_a:.3f} uA; PM {m.performance.pm_deg:.1f} deg, "
+        print(f"ota: power {1e6 * m.power_w:.2f} uW = 1.8 V x {1e6 * m.supply_a:.3f} uA; "
+              f"PM {m.performance.pm_deg:.1f} deg, "
               f"CMRR {m.cmrr_db:.1f} dB, PSRR {m.psrr_db:.1f} dB, settling {1e9 * m.settling_s:.0f} ns, "
               f"noise {1e9 * m.noise_v_per_rthz:.1f} nV/rtHz @ 1 kHz, offset {1e3 * m.offset_v:.2f} mV, "
               f"worst vds-vdsat {m.min_margin_v:.3f} V ({m.worst_device})")

@@ -98,7 +98,8 @@ class Technology:
         if d is None:
             return True
         marker = d / INSTALL_MARKER
-        return marker.is_file() and marker.read_text().strip() == self.install["sha256"] and self.library_path_unchecked().is_file()
+        return (marker.is_file() and marker.read_text().strip() == self.install["sha256"]
+                and self.library_path_unchecked().is_file())
 
     def library_path_unchecked(self) -> Path:
         return self.install_dir / self.library

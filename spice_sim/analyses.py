@@ -428,7 +428,8 @@ class Session:
             raise SimulationError("the noise analysis produced no spectra")
         tot_on = self._vec(totals_plot, "onoise_total", required=False)
         tot_in = self._vec(totals_plot, "inoise_total", required=False)
-        return NoiseData(np.real(self._vec(spectra_plot, "frequency")), np.real(self._vec(spectra_plot, "onoise_spectrum")),
+        return NoiseData(np.real(self._vec(spectra_plot, "frequency")),
+                         np.real(self._vec(spectra_plot, "onoise_spectrum")),
                          np.real(self._vec(spectra_plot, "inoise_spectrum")),
                          float(np.real(tot_on[0])) if tot_on is not None else None,
                          float(np.real(tot_in[0])) if tot_in is not None else None)

@@ -206,7 +206,8 @@ def test_corners_and_temperature_move_the_figures_the_expected_way(ota, engine):
     ugf = {}
     for corner in ("ff", "ss"):
         with OpampBench(OTA, "ota5t", {}, corner=corner, engine=engine) as b:
-            ugf[corner] = b.measure(Conditions(corner=corner, vcm=1.1, cl=CL), noise=False, step=False).performance.ugf_hz
+            m = b.measure(Conditions(corner=corner, vcm=1.1, cl=CL), noise=False, step=False)
+            ugf[corner] = m.performance.ugf_hz
     ugf["tt"] = ota.measure(COND, noise=False, step=False).performance.ugf_hz
     assert ugf["ff"] > ugf["tt"] > ugf["ss"], ugf
     hot = ota.measure(Conditions(vcm=1.1, cl=CL, temp_c=125), noise=False, step=False)

@@ -138,7 +138,8 @@ class OpampBench:
         self.session = Session(engine or get_engine(), body + "\n" + tb,
                                library=model_library(self.tech, self.corner),
                                params={**tb_params, **{k.lower(): float(v) for k, v in params.items()}},
-                               device_models=fets, title=f"{dut_name} op-amp testbenches ({self.tech.name} {self.corner})")
+                               device_models=fets,
+                               title=f"{dut_name} op-amp testbenches ({self.tech.name} {self.corner})")
         # per-device op points of the open-loop block only (the other blocks are copies)
         self.session.devices = {k: v for k, v in self.session.devices.items() if k.startswith("xol.")}
 
@@ -159,7 +160,8 @@ class OpampBench:
         """New sizes, checked against the PDK's limits first (nothing runs if one is outside)."""
         unknown = {k.lower() for k in sizes} - set(self.size_names)
         if unknown:
-            raise KeyError(f"unknown sizing parameter(s): {', '.join(sorted(unknown))} (known: {', '.join(self.size_names)})")
+            raise KeyError(f"unknown sizing parameter(s): {', '.join(sorted(unknown))} "
+                           f"(known: {', '.join(self.size_names)})")
         merged = {k: self.session.params[k] for k in self.size_names}
         merged.update({k.lower(): float(v) for k, v in sizes.items()})
         check_transistor_netlist(self.dut, self.tech, source=self.source, params=merged)
@@ -169,7 +171,8 @@ class OpampBench:
                 swing: bool = True, keep_step: bool = False, **sizes: float) -> OpampMetrics:
         cond = (conditions or Conditions(corner=self.corner)).resolved(self.tech)
         if cond.corner != self.corner:
-            raise ValueError(f"this bench is loaded for corner {self.corner}; open another OpampBench for {cond.corner}")
+            raise ValueError(f"this bench is loaded for corner {self.corner}; "
+                             f"open another OpampBench for {cond.corner}")
         if sizes:
             self.set_sizes(**sizes)
         s = self.session
