@@ -203,13 +203,17 @@ def test_resizing_in_place_equals_a_fresh_load(ota, ota_tt, engine):
 
 
 def test_corners_and_temperature_move_the_figures_the_expected_way(ota, engine):
-    ugf = {}
+    ugf, vgs6 = {}, {}
     for corner in ("ff", "ss"):
         with OpampBench(OTA, "ota5t", {}, corner=corner, engine=engine) as b:
             m = b.measure(Conditions(corner=corner, vcm=1.1, cl=CL), noise=False, step=False)
-            ugf[corner] = m.performance.ugf_hz
-    ugf["tt"] = ota.measure(COND, noise=False, step=False).performance.ugf_hz
+            ugf[corner], vgs6[corner] = m.performance.ugf_hz, m.op.devices["xol.xm6"].vgs
+    m = ota.measure(COND, noise=False, step=False)
+    ugf["tt"], vgs6["tt"] = m.performance.ugf_hz, m.op.devices["xol.xm6"].vgs
+    # at a fixed bias current the UGF moves a little (gm ~ sqrt(mobility)); the devices' strength
+    # shows in the gate voltage the bias diode needs for the same 20 uA (ff 0.697 V, ss 0.730 V)
     assert ugf["ff"] > ugf["tt"] > ugf["ss"], ugf
+    assert vgs6["ff"] < vgs6["tt"] < vgs6["ss"] and vgs6["ss"] - vgs6["ff"] > 0.02, vgs6
     hot = ota.measure(Conditions(vcm=1.1, cl=CL, temp_c=125), noise=False, step=False)
     cold = ota.measure(Conditions(vcm=1.1, cl=CL, temp_c=-40), noise=False, step=False)
     # at a fixed bias current gm falls with temperature (mobility, and 1/UT in weak inversion)
