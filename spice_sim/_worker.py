@@ -13,7 +13,7 @@ def main() -> None:
     proto_in = sys.stdin.buffer
     try:
         from .engine import get_engine
-        from .jobs import run_job
+        from .session_jobs import execute
         engine = get_engine()
     except Exception as exc:  # report start-up failure to the parent instead of dying silently
         write_message(proto_out, RuntimeError(f"cannot start ngspice: {exc}"))
@@ -24,7 +24,7 @@ def main() -> None:
             job = read_message(proto_in)
         except EOFError:
             return
-        write_message(proto_out, run_job(engine, job))
+        write_message(proto_out, execute(engine, job))
 
 
 if __name__ == "__main__":

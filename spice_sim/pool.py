@@ -65,11 +65,11 @@ def _worker_class():
             self._chunk = None      # (chunk id, results so far, index of the running job, its start time)
 
         def run(self, chunk_id: int, jobs: list[SimJob]) -> list[SimResult]:
-            from .jobs import run_job
+            from .session_jobs import execute   # SimJobs and SessionJobs (a deck kept loaded)
             done: list[SimResult] = []
             for k, job in enumerate(jobs):
                 self._chunk = (chunk_id, done, k, time.monotonic())
-                done.append(run_job(self._engine, job))
+                done.append(execute(self._engine, job))
             self._chunk = None
             return done
 

@@ -11,6 +11,7 @@ from .dataset import dataset_group
 from .design import flywheel_command, generate_command, size_command
 from .export import export_command
 from .model import evaluate_command, train_command, tune_command
+from .pdk import pdk
 from .verify import verify
 
 
@@ -69,5 +70,5 @@ def main():
 
 
 for _command in (verify, export_command, size_command, generate_command, flywheel_command, train_command,
-                 evaluate_command, tune_command, dataset_group):
+                 evaluate_command, tune_command, dataset_group, pdk):
     main.add_command(_command)

@@ -1,0 +1,296 @@
+"""Measure a transistor-level op-amp (a subcircuit with ports inp inn out vdd vss) on a PDK.
+
+The testbenches are data (templates/<pdk templates>/opamp_tb.cir): open loop with a DC servo,
+common-mode and supply AC on copies of the same servo, a unity-gain follower step, all on one deck
+so that the PDK's model library is loaded once per corner. Sizes (global .params of the amplifier)
+and conditions change in place (spice_sim.analyses.Session: alterparam + reset), so a new sizing
+costs milliseconds instead of the library's load.
+
+Metric definitions (docs/transistor-metrics.md; one definition each):
+- the AC metrics of spice_sim.measure.measure on H = V(out)/V(inp) of the open-loop block
+  (gain_db, ugf_hz, pm_deg, bw_hz, gm_db, peaking_db, pm_min_deg);
+- cmrr_db, psrr_db: 20 log10 |H| - 20 log10 |Acm| (resp. |Avdd|) at the lowest AC frequency;
+- slew_rise/fall_v_per_s: the largest |dV(out)/dt| of the follower between 10 % and 90 % of each
+  transition of a `vstep` input step; settling_s: the longer of the two edges' times to stay within
+  1 % of the step; overshoot_pct: the larger overshoot of the two; stable: neither edge's
+  response grows (spice_sim.measure.step_grows: the follower does not oscillate);
+- noise_v_per_rthz: input-referred noise density at `spot_hz`; noise_v_rms: integrated
+  input-referred noise from 1 Hz to the UGF;
+- offset_v: V(out) - V(inp) of the servo block at the operating point (systematic offset);
+- supply_a, power_w: current drawn from vdd at the operating point, and vdd times it;
+- area_um2: the sum of W*L of the amplifier's transistors (gate area), plus W*L*m of the MIM
+  capacitors and poly resistors placed directly in the amplifier's subcircuit;
+- swing_low_v, swing_high_v, swing_v: the output range over which the open-loop gain stays at
+  least half its largest value (DC sweep of an inverting gain -1 block, inputs at vcm);
+- min_margin_v, worst_device, all_saturated: the smallest vds - vdsat over the amplifier's
+  transistors at the operating point (open-loop block), which one, and whether every one is in
+  saturation (vgs > vth and vds >= vdsat).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from string import Template
+
+import numpy as np
+
+from spice_sim.analyses import ModelLibrary, OpPoint, Session
+from spice_sim.engine import NgSpiceEngine, get_engine
+from spice_sim.measure import Performance, measure, measure_step, step_grows
+
+from ..resources import templates_dir
+from ..technology import Technology, load_technology
+from .netlist import check_transistor_netlist, passive_area_um2
+
+__all__ = ["Conditions", "OpampMetrics", "OpampBench", "model_library", "AC_START_HZ", "AC_STOP_HZ"]
+
+AC_START_HZ = 1.0
+AC_STOP_HZ = 10e9
+AC_POINTS_PER_DECADE = 20
+SWING_STEP_V = 0.002
+
+
+def model_library(tech: Technology, corner: str | None = None) -> ModelLibrary:
+    """spice_sim's view of a transistor PDK's library at one corner."""
+    corner = corner or tech.default_corner
+    if corner not in tech.corners:
+        raise ValueError(f"unknown corner '{corner}' for PDK {tech.name} (known: {', '.join(tech.corners)})")
+    return ModelLibrary(file=tech.library_path(), section=corner, settings=tech.simulator_settings,
+                        root=tech.install_dir)
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """Everything a measurement depends on besides the circuit; a report names them."""
+    corner: str = "tt"
+    temp_c: float = 27.0
+    vdd: float | None = None       # None: the PDK's nominal supply
+    vcm: float | None = None       # input common mode; None: vdd / 2
+    cl: float = 5e-12              # load capacitance, F
+    vstep: float = 0.3             # the follower's input step, V
+    spot_hz: float = 1e3           # spot-noise frequency
+
+    def resolved(self, tech: Technology) -> "Conditions":
+        vdd = self.vdd if self.vdd is not None else tech.supply_v
+        vcm = self.vcm if self.vcm is not None else vdd / 2
+        return Conditions(self.corner, self.temp_c, vdd, vcm, self.cl, self.vstep, self.spot_hz)
+
+
+@dataclass
+class OpampMetrics:
+    conditions: dict
+    performance: Performance                  # AC metrics of the open loop
+    cmrr_db: float | None = None
+    psrr_db: float | None = None
+    slew_rise_v_per_s: float | None = None
+    slew_fall_v_per_s: float | None = None
+    settling_s: float | None = None
+    overshoot_pct: float | None = None
+    swing_v: float | None = None
+    swing_low_v: float | None = None
+    swing_high_v: float | None = None
+    noise_v_per_rthz: float | None = None
+    noise_v_rms: float | None = None
+    offset_v: float | None = None
+    supply_a: float | None = None
+    power_w: float | None = None
+    area_um2: float | None = None
+    min_margin_v: float | None = None
+    worst_device: str | None = None
+    all_saturated: bool | None = None
+    op: OpPoint | None = field(default=None, repr=False)
+    step: dict | None = field(default=None, repr=False)   # time, vin, vout of the follower
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k not in ("op", "step", "performance")}
+        d.update({k: v for k, v in self.performance.to_dict().items() if v is not None})
+        if self.op is not None:
+            d["devices"] = {k: v.to_dict() for k, v in self.op.devices.items()}
+        return d
+
+
+class OpampBench:
+    """The op-amp testbench deck for one amplifier on one corner, kept loaded.
+
+    `dut`: netlist text that defines subcircuit `dut_name` (ports inp inn out vdd vss), its sizes
+    written as `{param}` of the global parameters `params` (their starting values). Checked against
+    the PDK (safety, device names, limits) before anything is loaded."""
+
+    def __init__(self, dut: str, dut_name: str, params: dict[str, float], *, pdk: str | Technology = "sky130",
+                 corner: str | None = None, engine: NgSpiceEngine | None = None, source: str = "<dut>"):
+        self.tech = pdk if isinstance(pdk, Technology) else load_technology(pdk)
+        self.corner = corner or self.tech.default_corner
+        self.dut, self.dut_name, self.source = dut, dut_name, source
+        checked = check_transistor_netlist(dut, self.tech, source=source, params=params)
+        params = params or {}
+        if dut_name.lower() not in {ln.split()[1].lower() for ln in checked.lines if ln.lower().startswith(".subckt")}:
+            raise ValueError(f"{source}: defines no subcircuit '{dut_name}'")
+        # the DUT's own .param lines carry its defaults; `params` override them (as alterable globals)
+        body = "\n".join(ln for ln in checked.lines if not ln.lower().startswith(".param"))
+        tb = Template((templates_dir() / self.tech.templates / "opamp_tb.cir").read_text()).substitute(dut=dut_name)
+        tb_params = _deck_params(tb)
+        tb = "\n".join(ln for ln in tb.splitlines() if not ln.lower().startswith(".param"))
+        params = {**_deck_params(dut), **{k.lower(): float(v) for k, v in params.items()}}
+        self.size_names = tuple(params)
+        self.default_sizes = dict(params)      # the DUT's .param defaults, overridden by `params`
+        fets = {d.model for d in self.tech.devices.values() if d.type in ("nmos", "pmos")}
+        self.session = Session(engine or get_engine(), body + "\n" + tb,
+                               library=model_library(self.tech, self.corner),
+                               params={**tb_params, **{k.lower(): float(v) for k, v in params.items()}},
+                               device_models=fets,
+                               title=f"{dut_name} op-amp testbenches ({self.tech.name} {self.corner})")
+        # per-device op points of the open-loop block only (the other blocks are copies)
+        self.session.devices = {k: v for k, v in self.session.devices.items() if k.startswith("xol.")}
+
+    @property
+    def load_seconds(self) -> float:
+        return self.session.load_seconds
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "OpampBench":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def set_sizes(self, **sizes: float) -> None:
+        """New sizes, checked against the PDK's limits first (nothing runs if one is outside)."""
+        unknown = {k.lower() for k in sizes} - set(self.size_names)
+        if unknown:
+            raise KeyError(f"unknown sizing parameter(s): {', '.join(sorted(unknown))} "
+                           f"(known: {', '.join(self.size_names)})")
+        merged = {k: self.session.params[k] for k in self.size_names}
+        merged.update({k.lower(): float(v) for k, v in sizes.items()})
+        check_transistor_netlist(self.dut, self.tech, source=self.source, params=merged)
+        self.session.set_params(**merged)
+
+    def measure(self, conditions: Conditions | None = None, *, noise: bool = True, step: bool = True,
+                swing: bool = True, keep_step: bool = False, **sizes: float) -> OpampMetrics:
+        cond = (conditions or Conditions(corner=self.corner)).resolved(self.tech)
+        if cond.corner != self.corner:
+            raise ValueError(f"this bench is loaded for corner {self.corner}; "
+                             f"open another OpampBench for {cond.corner}")
+        if sizes:
+            self.set_sizes(**sizes)
+        s = self.session
+        s.set_params(vdd=cond.vdd, vcm=cond.vcm, cl=cond.cl, vstep=cond.vstep)
+        s.set_temperature(cond.temp_c)
+        op = s.op()
+        ol = {k: v for k, v in op.devices.items() if k.startswith("xol.")}
+        out = OpampMetrics(conditions=asdict(cond), performance=Performance(), op=op)
+        out.offset_v = op.voltages["out_ol"] - op.voltages["inp_ol"]
+        out.supply_a = -op.currents["vdd_ol"]
+        out.power_w = cond.vdd * out.supply_a
+        out.area_um2 = (sum(d.w * d.l for d in ol.values()) * 1e12
+                        + passive_area_um2(self.dut, self.tech, self.dut_name,
+                                           {k: s.params[k] for k in self.size_names}))
+        if ol:
+            worst = min(ol.values(), key=lambda d: d.margin)
+            out.min_margin_v, out.worst_device = worst.margin, worst.instance
+            out.all_saturated = all(d.region == "saturation" for d in ol.values())
+        ac = s.ac(AC_START_HZ, AC_STOP_HZ, AC_POINTS_PER_DECADE, ("out_ol", "inp_ol", "out_cm", "out_ps"))
+        h = ac["out_ol"] / ac["inp_ol"]
+        perf = measure(ac.scale, h)
+        a0 = abs(h[0])
+        out.cmrr_db = _db(a0) - _db(abs(ac["out_cm"][0]))
+        out.psrr_db = _db(a0) - _db(abs(ac["out_ps"][0]))
+        if noise:
+            fstop = perf.ugf_hz or perf.bw_hz or 1e6
+            nd = s.noise("out_ol", "vin_ol", AC_START_HZ, max(fstop, 10 * AC_START_HZ), 20)
+            out.noise_v_rms = nd.inoise_total
+            out.noise_v_per_rthz = float(np.exp(np.interp(math.log(cond.spot_hz), np.log(nd.freq), np.log(nd.inoise))))
+        if swing:
+            out.swing_low_v, out.swing_high_v = self._swing(cond)
+            if out.swing_low_v is not None:
+                out.swing_v = out.swing_high_v - out.swing_low_v
+        if step:
+            out.slew_rise_v_per_s, out.slew_fall_v_per_s, out.settling_s, out.overshoot_pct, stable, wave = \
+                self._step(perf, cond)
+            perf = perf.with_values(stable=stable)
+            if keep_step:
+                out.step = wave
+        out.performance = perf.with_values(settling_s=out.settling_s, overshoot_pct=out.overshoot_pct)
+        return out
+
+    def _swing(self, cond: Conditions) -> tuple[float | None, float | None]:
+        """The output range over which the open-loop gain stays at least half its largest value
+        (the inverting block's DC sweep, A = 2 g / (1 - g))."""
+        sweep = self.session.dc("vdrv_sw", 0.0, cond.vdd, SWING_STEP_V, ("out_sw",))
+        vout = sweep["out_sw"]
+        g = -np.gradient(vout, sweep.scale)
+        a = np.where(g < 1.0, 2 * g / np.maximum(1.0 - g, 1e-12), np.inf)
+        a = np.where(g > 0, a, 0.0)
+        k = int(np.argmax(a))
+        if not np.isfinite(a[k]) or a[k] <= 0:
+            return None, None
+        ok = a >= a[k] / 2
+        lo = hi = k
+        while lo > 0 and ok[lo - 1]:
+            lo -= 1
+        while hi < len(a) - 1 and ok[hi + 1]:
+            hi += 1
+        ends = (float(vout[lo]), float(vout[hi]))
+        return min(ends), max(ends)
+
+    def _step(self, perf: Performance, cond: Conditions):
+        """The follower's response to a rising and a falling step of cond.vstep."""
+        s = self.session
+        f = perf.ugf_hz or perf.bw_hz or 1e6
+        tau = 1.0 / (2 * math.pi * f)
+        tpw = max(60 * tau, 1e-8)                 # each edge gets 60 closed-loop time constants
+        tdel = tpw / 20
+        tedge = min(tau / 20, 1e-9)
+        s.set_params(tdel=tdel, tpw=tpw, tedge=tedge)
+        tstop = tdel + 2 * tpw + 2 * tedge
+        tmax = tpw / 3000
+        tr = s.tran(tmax, tstop, ("out_st", "inp_st"), tmax=tmax)
+        t, vout = tr.scale, tr["out_st"]
+        v0, v1 = cond.vcm - cond.vstep / 2, cond.vcm + cond.vstep / 2
+        results, grows = [], []
+        for start, lo, hi in ((tdel, v0, v1), (tdel + tpw + tedge, v1, v0)):
+            sel = (t >= start) & (t <= start + tpw)
+            te, ye = t[sel] - start, vout[sel]
+            final = float(np.mean(ye[-max(3, len(ye) // 50):]))   # the settled level (offset included)
+            initial = float(ye[0])
+            span = final - initial
+            if abs(span) < 1e-6:
+                results.append((None, None, None))
+                continue
+            if not np.all(np.isfinite(ye)):
+                results.append((None, None, None))
+                grows.append(True)
+                continue
+            y = (ye - initial) / span
+            inside = (y >= 0.1) & (y <= 0.9)
+            slope = np.abs(np.gradient(ye, te))
+            slew = float(slope[inside].max()) if inside.any() else None
+            overshoot, settling = measure_step(te, y, 1.0)
+            results.append((slew, settling, overshoot))
+            grows.append(step_grows(y, 1.0))
+        (sr_r, st_r, os_r), (sr_f, st_f, os_f) = results
+        settling = None if st_r is None or st_f is None else max(st_r, st_f)
+        overshoot = None if os_r is None or os_f is None else max(os_r, os_f)
+        stable = None if len(grows) < 2 else not any(grows)
+        return sr_r, sr_f, settling, overshoot, stable, {"time": t, "vin": tr["inp_st"], "vout": vout}
+
+
+def _deck_params(text: str) -> dict[str, float]:
+    """The numeric global .param values of a template (its conditions' defaults)."""
+    from .netlist import spice_number
+    out = {}
+    for ln in text.splitlines():
+        if ln.lower().startswith(".param"):
+            for tok in ln[6:].split():
+                if "=" in tok:
+                    k, v = tok.split("=", 1)
+                    val = spice_number(v)
+                    if val is not None:
+                        out[k.lower()] = val
+    return out
+
+
+def _db(x: float) -> float:
+    return 20 * math.log10(max(x, 1e-300))
