@@ -44,3 +44,13 @@ def test_evaluator_of_another_architecture_is_refused(tmp_path, trained):
     save_checkpoint(old, {"config": model.config.to_dict(), "model": {}, "epochs": 1})
     with pytest.raises(ValueError, match="earlier cktflow"):
         load_evaluator(old)
+
+
+def test_shipped_weights_load_with_this_code():
+    """The shipped evaluator and predictor load into the networks this code builds (an output
+    added to one must not break the other's weights)."""
+    from cktflow.model.checkpoint import default_checkpoint
+    from cktflow.model.predictor import load_predictor
+    weights = default_checkpoint().parent
+    load_evaluator(weights / "evaluator.pt")
+    assert load_predictor(weights / "predictor.pt").predicts_usable

@@ -24,7 +24,9 @@ from .data import CircuitTensors, TensorData
 from .encoder import SpecEncoder
 from .losses import masked_info_nce
 from .network import mlp_head
-from .predictor import N_OUTPUTS, prediction_targets
+# the judge regresses the AC performance the paper's evaluator knows, not the usable-in-feedback
+# outputs the refiner (predictor.py) added
+from .predictor import N_AC_OUTPUTS, prediction_targets
 from .signal_flow import SignalFlowEncoder, standardised
 from .checkpoint import load_checkpoint, resolve_device, save_checkpoint
 
@@ -49,7 +51,7 @@ class Evaluator(nn.Module):
         self.specs = SpecEncoder(config)
         d = config.d_latent
         self.classify = nn.ModuleList(mlp_head(d, d, n) for n in config.class_sizes)
-        self.regress = mlp_head(d, d, N_OUTPUTS)
+        self.regress = mlp_head(d, d, N_AC_OUTPUTS)
 
     def embed_circuits(self, x: CircuitTensors) -> torch.Tensor:
         return self.to_embedding(self.circuits(standardised(x)))
@@ -78,7 +80,7 @@ def train_evaluator(data: TensorData, path: str | Path, *, epochs: int = 60, bat
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     steps = math.ceil(len(data) / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps * epochs)
-    x_all, cls_all, perf_all = data.x.to(dev), data.classes.to(dev), prediction_targets(data).to(dev)
+    x_all, cls_all, perf_all = data.x.to(dev), data.classes.to(dev), prediction_targets(data)[:, :N_AC_OUTPUTS].to(dev)
     bar = None
     if progress:
         from tqdm import tqdm
