@@ -49,7 +49,7 @@ def test_nearest_orders_by_measured_performance(measured):
     index = NearestCircuits((c, r.performance) for c, r in measured)
     assert len(index) == len(measured)
     target_circuit, target = measured[3][0], measured[3][1].performance
-    got = index.nearest(_window(target), 5)
+    got = index.nearest(_window(target).without_implicit(), 5)
     assert got[0].canonical_hash() == target_circuit.canonical_hash()     # a window centred on it
     perf = {c.canonical_hash(): r.performance for c, r in measured}
     d = [_distance(perf[c.canonical_hash()], target) for c in got]
@@ -61,11 +61,24 @@ def test_nearest_orders_by_measured_performance(measured):
     assert len(index.nearest(_window(target), 100)) == len(measured)
 
 
+def test_nearest_puts_circuits_that_meet_the_implicit_targets_first(measured):
+    index = NearestCircuits((c, r.performance) for c, r in measured)
+    # far from the usable circuits (pm_min >= 30 deg): distance alone would rank others first
+    spec = Spec((Bound("gain_db", min=120), Bound("pm_deg", min=30)), name="implicit targets")
+    usable = {c.canonical_hash() for c, r in measured
+              if all(b.passes(r.performance.get(b.metric)) for b in spec.implicit_bounds)}
+    assert 0 < len(usable) < len(measured)
+    got = [c.canonical_hash() for c in index.nearest(spec, len(measured))]
+    assert set(got[:len(usable)]) == usable                  # every usable one before any other
+    rest = index.nearest(spec.without_implicit(), len(measured))
+    assert [c.canonical_hash() for c in rest] != got         # without implicit targets: distance alone
+
+
 def test_nearest_uses_only_the_metrics_a_spec_names(measured):
     index = NearestCircuits((c, r.performance) for c, r in measured)
     gains = sorted(measured, key=lambda cr: cr[1].performance.gain_db)
     top = gains[-1][1].performance.gain_db
-    got = index.nearest(Spec((Bound("gain_db", min=top),), name="gain only"), 1)
+    got = index.nearest(Spec((Bound("gain_db", min=top),), name="gain only", implicit=False), 1)
     assert got[0].canonical_hash() == gains[-1][0].canonical_hash()
     assert index.nearest(Spec((Bound("power_w", max=1.0),), name="no vector metric"), 3) == []
 

@@ -4,6 +4,9 @@ Used twice: as the closed loop's memory (`cktflow generate --memory`: when the m
 miss, the nearest measured circuits are the next candidates) and as the retrieval baseline of
 bench/autodesign.py. "Nearest" is measured in the units a spec's shortfall is counted in
 (cktflow.spec.SHORTFALL_SCALE: 20 dB, one decade of UGF, 30 deg), so it means what a spec means.
+A spec with implicit usable-in-feedback targets gets the stored circuits that meet those targets
+first (nearest first among them), then the others: a stable neighbour is a better start for sizing
+than a nearer one that oscillates, whose topology sizing rarely cures.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ class NearestCircuits:
         self.circuits = [c for c, _ in kept]
         self.x = (np.stack([_features(p.gain_db, p.ugf_hz, p.pm_deg) for _, p in kept])
                   if kept else np.zeros((0, 3)))
+        # the usable-in-feedback metrics, NaN where a label lacks them (stable as 1/0)
+        self.usable = {m: np.array([np.nan if p.get(m) is None else float(p.get(m)) for _, p in kept])
+                       for m in ("stable", "pm_min_deg", "peaking_db")}
 
     @classmethod
     def from_dataset(cls, path: str | Path | None = None) -> "NearestCircuits":
@@ -78,4 +84,17 @@ class NearestCircuits:
         if not used.any():
             return []
         d = np.linalg.norm((self.x - centre)[:, used], axis=1)
-        return [self.circuits[i] for i in np.argsort(d, kind="stable")[:n]]
+        order = np.lexsort((d, ~self._meets_implicit(spec)))       # usable first, then by distance
+        return [self.circuits[i] for i in order[:n]]
+
+    def _meets_implicit(self, spec: Spec) -> np.ndarray:
+        """Per stored circuit: does its measured performance meet the spec's implicit targets?"""
+        ok = np.ones(len(self.circuits), dtype=bool)
+        for b in spec.implicit_bounds:
+            v = self.usable[b.metric]
+            with np.errstate(invalid="ignore"):
+                if b.min is not None:
+                    ok &= v >= b.min
+                if b.max is not None:
+                    ok &= v <= b.max
+        return ok
