@@ -128,12 +128,15 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
     if as_json:
         echo_json({**data, "out": str(out_dir)})
     else:
+        from cktflow.units import format_si
+        from spice_sim import METRIC_UNITS
         for rank, o in enumerate(result.outcomes, 1):
             perf = o.performance
             state = "VERIFIED" if o.passed else f"miss {o.shortfall:.3g}"
             click.echo(f"#{rank} {state:<10} " + "  ".join(
-                f"{b.metric}={perf.get(b.metric):.4g}" if perf and perf.get(b.metric) is not None else f"{b.metric}=none"
-                for b in spec.targets) + (f"  (sized, {o.sizing.evaluations} sims)" if o.sizing else ""))
+                f"{b.metric}={format_si(perf.get(b.metric), METRIC_UNITS[b.metric], sep='')}" if perf
+                else f"{b.metric}=none" for b in spec.bounds)
+                + (f"  (sized, {o.sizing.evaluations} sims)" if o.sizing else ""))
         if result.verified:
             click.echo(f"{len(result.verified)} circuit(s) verified for '{spec.name}' in {result.simulations} "
                        f"simulations, {result.seconds:.1f} s; report: {out_dir / 'report.md'}")
