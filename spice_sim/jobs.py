@@ -69,21 +69,19 @@ class SimResult:
         return d
 
 
-def step_window(perf: Performance) -> float:
+def step_window(perf: Performance, freq: np.ndarray, h: np.ndarray) -> float:
     """How long the follower transient runs (s): 20 periods of the UGF, and 20 periods of the
     lowest frequency where the loop phase comes within 45 deg of -180 deg while |L| >= 1 (where a
     conditionally stable loop would ring), taken from the AC sweep; without a UGF, 20 periods of
     the -3 dB bandwidth (1 us when there is neither)."""
     f = perf.ugf_hz or perf.bw_hz
-    return 20.0 / f if f else 1e-6
-
-
-def _critical_frequency(freq: np.ndarray, h: np.ndarray) -> float | None:
-    mag = np.abs(h)
+    tstop = 20.0 / f if f else 1e-6
     phase = np.unwrap(np.angle(h))
     lag = np.degrees(phase[0] - phase)
-    near = (mag >= 1.0) & (180.0 - np.abs(lag) < 45.0)
-    return float(freq[np.argmax(near)]) if near.any() else None
+    near = (np.abs(h) >= 1.0) & (180.0 - np.abs(lag) < 45.0)
+    if near.any():
+        tstop = max(tstop, 20.0 / float(freq[np.argmax(near)]))
+    return tstop
 
 
 def run_job(engine: NgSpiceEngine, job: SimJob) -> SimResult:
@@ -121,10 +119,7 @@ def _follower(engine: NgSpiceEngine, job: SimJob, perf: Performance, freq: np.nd
     """Overshoot and settling of the unity-gain follower; `stable` from the transient when the
     poles are not known. A follower whose transient cannot be computed keeps those metrics None."""
     sign = loop_sign(h[0])
-    tstop = step_window(perf)
-    fc = _critical_frequency(freq, h)
-    if fc is not None:
-        tstop = max(tstop, 20.0 / fc)
+    tstop = step_window(perf, freq, h)
     tstep = tstop / STEP_POINTS
     deck = Template(job.follower).safe_substitute(sign=sign, tstop=f"{tstop:.6g}", tstep=f"{tstep:.6g}",
                                                   vstep=f"{STEP_V:g}")
