@@ -6,7 +6,7 @@ from spice_sim.measure import METRIC_UNITS
 
 from .units import format_si
 
-__all__ = ["table", "verify_table", "sizing_table", "design_report_markdown"]
+__all__ = ["table", "verify_table", "condition_table", "sizing_table", "design_report_markdown"]
 
 _CHECK_HEADER = ["metric", "measured", "target", "result"]
 
@@ -57,6 +57,41 @@ def verify_table(report) -> str:
     if getattr(report, "spec", None) is not None:
         out += "\n" + implicit_note(report.spec)
     return out
+
+
+def condition_table(report) -> str:
+    """A transistor-level verification: every metric per condition, its worst case, the target.
+    The spec's targets first (implicit ones starred), then everything else that was measured."""
+    head = f"{report.source}: " + ("PASS" if report.passed else "FAIL") + f" ({report.spec.pdk})"
+    conds = [r.conditions.label for r in report.results]
+    implicit = {b.metric for b in report.spec.implicit_bounds}
+    targets = {b.metric: b for b in report.spec.bounds}
+    passed = {r.metric: r.passed for r in report.rows}
+    measured = [m for m in METRIC_UNITS if any(r.performance is not None and r.performance.get(m) is not None
+                                               for r in report.results)]
+    order = list(targets) + [m for m in measured if m not in targets]
+    rows = []
+    for m in order:
+        unit = METRIC_UNITS[m]
+        cells = [format_si(r.performance.get(m) if r.performance else None, unit) for r in report.results]
+        b = targets.get(m)
+        rows.append([m + (" *" if m in implicit else ""), *cells,
+                     format_si(report.worst.get(m), unit) if b else "",
+                     b.describe() if b else "", ("pass" if passed[m] else "FAIL") if b else ""])
+    out = [head, table(["metric", *conds, "worst", "target", "result"], rows)]
+    c = report.results[0].conditions if report.results else None
+    if c is not None:
+        out.append(f"conditions: vdd {format_si(c.vdd, 'V')}, vcm {format_si(c.vcm, 'V')}, "
+                   f"load {format_si(c.cl, 'F')}, step {format_si(c.vstep, 'V')}, "
+                   f"spot noise at {format_si(c.spot_hz, 'Hz')}")
+    for r in report.results:
+        if not r.ok:
+            out.append(f"{r.conditions.label}: simulation failed: {r.failure}: {r.message}")
+        elif r.metrics.worst_device and r.performance.min_margin_v is not None and r.performance.min_margin_v < 0:
+            out.append(f"{r.conditions.label}: {r.metrics.worst_device} out of saturation "
+                       f"(vds - vdsat = {format_si(r.performance.min_margin_v, 'V')})")
+    out.append(implicit_note(report.spec))
+    return "\n".join(out)
 
 
 def sizing_table(spec, start, result) -> str:

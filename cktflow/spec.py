@@ -8,8 +8,13 @@ targets:                   # metric: {min: ..., max: ...}; values take SI prefix
   pm_deg:  {min: 60}
 objective: max_margin      # optional, for sizing: max_margin (default) or min_total_gm
 implicit: true             # optional: the "usable in feedback" targets below (default true)
+pdk: sky130                # optional: a transistor PDK (pdk/*.yaml); default the behavioural level
+conditions: {vdd: 1.8V, vcm: 0.9V, load_cap: 1pF, corners: [tt, ss, ff], temperatures: [-40, 27, 125]}
 ```
-Metric names and definitions: spice_sim.measure.METRIC_UNITS (shared/design/metrics.md).
+Metric names, units and definitions: spice_sim.metrics.REGISTRY (docs/spec.md is made from it).
+A metric the spec's level does not measure (power at the behavioural level, say) is refused,
+naming its line. `conditions` need a transistor PDK; a spec passes when every target holds in
+every combination of corner and temperature (`Spec.worst_case` reads the worst value of each).
 
 Implicit targets: an op-amp that meets its AC numbers but rings, is conditionally stable or
 oscillates as a follower is not usable, so unless a spec says otherwise every spec also requires
@@ -17,7 +22,9 @@ oscillates as a follower is not usable, so unless a spec says otherwise every sp
 spec's `pm_deg` minimum (45 deg without one) and `peaking_db <= 6`. A spec may bound any of these
 itself (its own bound replaces the implicit one; `stable: false` waives stability), or switch all
 of them off with `implicit: false`. `Spec.targets` are the user's own; `Spec.bounds` adds the
-implicit ones, and every check, shortfall and margin reads `bounds`.
+implicit ones, and every check, shortfall and margin reads `bounds`. At transistor level a
+usable amplifier also has every device in saturation at its operating point: `all_saturated`
+is an implicit target there too.
 """
 
 from __future__ import annotations
@@ -28,21 +35,24 @@ from pathlib import Path
 
 import yaml
 
-from spice_sim.measure import METRIC_UNITS, Performance
+from spice_sim.measure import Performance
+from spice_sim.metrics import LOG_UNITS, METRIC_UNITS, REGISTRY, metrics_at
 
+from .technology import load_technology
 from .units import UnitError, format_si, parse_si
 
-__all__ = ["Bound", "Spec", "SpecError", "load_spec", "parse_spec", "CheckRow", "OBJECTIVES", "SHORTFALL_SCALE",
-           "IMPLICIT_PM_MIN_DEG", "IMPLICIT_PEAKING_DB"]
+__all__ = ["Bound", "Spec", "SpecConditions", "SpecError", "load_spec", "parse_spec", "CheckRow", "OBJECTIVES",
+           "SHORTFALL_SCALE", "IMPLICIT_PM_MIN_DEG", "IMPLICIT_PEAKING_DB", "CONDITION_FIELDS"]
 
 OBJECTIVES = ("max_margin", "min_total_gm")
 
 #: Normalisation of a shortfall per unit: how much counts as "one unit" of missing the target.
 #: dB and degrees by a fixed scale, frequencies in decades (metrics.md).
 #: Times in decades like frequencies; overshoot by 10 %; a boolean (stable) counts 1 when false.
-SHORTFALL_SCALE = {"dB": 20.0, "deg": 30.0, "Hz": 1.0, "s": 1.0, "%": 10.0, "bool": 1.0}
-#: Units measured in decades (a ratio), not by a linear scale.
-_LOG_UNITS = ("Hz", "s")
+#: Slew, current, power, area and noise density in decades too (spice_sim.metrics.LOG_UNITS);
+#: voltages (swing, offset, saturation margin) by 100 mV.
+SHORTFALL_SCALE = {"dB": 20.0, "deg": 30.0, "%": 10.0, "bool": 1.0, "V": 0.1, **{u: 1.0 for u in LOG_UNITS}}
+_LOG_UNITS = LOG_UNITS
 
 #: The implicit targets' defaults (metrics.md, "usable in feedback").
 IMPLICIT_PM_MIN_DEG = 45.0
@@ -51,6 +61,28 @@ IMPLICIT_PEAKING_DB = 6.0
 
 class SpecError(ValueError):
     pass
+
+
+#: The conditions a transistor-level spec may set (YAML key -> unit), and their defaults' source.
+CONDITION_FIELDS = {"vdd": "V", "vcm": "V", "load_cap": "F", "corners": None, "temperatures": "C",
+                    "vstep": "V", "noise_freq": "Hz"}
+
+
+@dataclass(frozen=True)
+class SpecConditions:
+    """Where a transistor-level spec must hold: every corner at every temperature, at one supply,
+    input common mode and load. None: the PDK's nominal supply, vdd/2, the default corner, 27 C."""
+    vdd: float | None = None
+    vcm: float | None = None
+    load_cap: float = 5e-12
+    corners: tuple[str, ...] = ()
+    temperatures: tuple[float, ...] = (27.0,)
+    vstep: float = 0.3              # the follower's input step (slew, settling)
+    noise_freq: float = 1e3         # spot-noise frequency
+
+    def to_dict(self) -> dict:
+        return {"vdd": self.vdd, "vcm": self.vcm, "load_cap": self.load_cap, "corners": list(self.corners),
+                "temperatures": list(self.temperatures), "vstep": self.vstep, "noise_freq": self.noise_freq}
 
 
 @dataclass(frozen=True)
@@ -132,6 +164,20 @@ class Spec:
     source: str = field(default="<spec>", compare=False)
     implicit: bool = True               # add the "usable in feedback" targets (module docstring)
     waived: frozenset[str] = frozenset()  # implicit targets the user switched off one by one
+    pdk: str | None = None              # a transistor PDK's name; None: the behavioural level
+    conditions: SpecConditions | None = None   # transistor level only (None there: the defaults)
+
+    @property
+    def level(self) -> str:
+        return "behavioural" if self.pdk is None else "transistor"
+
+    def with_pdk(self, pdk: str) -> "Spec":
+        """This spec at a transistor PDK (`verify --pdk`): its metrics and conditions are checked again."""
+        spec = replace(self, pdk=pdk, conditions=self.conditions or SpecConditions())
+        problems = _level_problems(spec)
+        if problems:
+            raise SpecError(f"{self.source}: " + "; ".join(problems))
+        return spec
 
     @property
     def implicit_bounds(self) -> tuple[Bound, ...]:
@@ -143,6 +189,8 @@ class Spec:
         out = [Bound("stable", min=1.0),
                Bound("pm_min_deg", min=IMPLICIT_PM_MIN_DEG if pm is None else pm),
                Bound("peaking_db", max=IMPLICIT_PEAKING_DB)]
+        if self.level == "transistor":
+            out.append(Bound("all_saturated", min=1.0))
         return tuple(b for b in out if b.metric not in own)
 
     @property
@@ -169,6 +217,19 @@ class Spec:
         vals = [b.margin(v) if (v := perf.get(b.metric)) is not None else -10.0 for b in self.bounds]
         return min(vals) if vals else 0.0
 
+    def worst_case(self, perfs: list[Performance | None]) -> Performance:
+        """Each bounded metric's worst value over conditions (one Performance per condition): the
+        one with the smallest margin, None when any condition did not measure it. The spec passes
+        on the worst case exactly when it passes in every condition."""
+        worst = {}
+        for b in self.bounds:
+            vals = [None if p is None else p.get(b.metric) for p in perfs]
+            if not vals or any(v is None for v in vals):
+                worst[b.metric] = None
+            else:
+                worst[b.metric] = min(vals, key=lambda v: b.margin(v) if math.isfinite(v) else -math.inf)
+        return Performance(**worst)
+
     def needs_step(self) -> bool:
         """Whether a target needs the follower's transient (overshoot or settling)."""
         return any(b.metric in ("overshoot_pct", "settling_s") for b in self.bounds)
@@ -185,7 +246,11 @@ class Spec:
                 t[b.metric] = {k: v for k, v in (("min", b.min), ("max", b.max)) if v is not None}
         for m in sorted(self.waived):
             t[m] = False
-        return {"name": self.name, "targets": t, "objective": self.objective, "implicit": self.implicit}
+        out = {"name": self.name, "targets": t, "objective": self.objective, "implicit": self.implicit}
+        if self.pdk is not None:
+            out["pdk"] = self.pdk
+            out["conditions"] = (self.conditions or SpecConditions()).to_dict()
+        return out
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -212,8 +277,8 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
 
     top = {k.value: (k, v) for k, v in root.value}
     for key, (knode, _) in top.items():
-        if key not in ("name", "targets", "objective", "description", "implicit"):
-            raise err(knode, f"unknown field '{key}' (expected name, description, targets, objective, implicit)")
+        if key not in _TOP_FIELDS:
+            raise err(knode, f"unknown field '{key}' (expected {', '.join(_TOP_FIELDS)})")
     if "targets" not in top:
         raise err(root, "missing field 'targets'")
     tnode = top["targets"][1]
@@ -254,7 +319,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
         if not vals:
             raise err(bnode, f"targets.{metric}: give min and/or max")
         if unit in _LOG_UNITS and any(v <= 0 for v in vals.values()):
-            raise err(bnode, f"targets.{metric}: a frequency bound must be positive")
+            raise err(bnode, f"targets.{metric}: a bound in {unit} must be positive")
         if "min" in vals and "max" in vals and vals["min"] > vals["max"]:
             raise err(bnode, f"targets.{metric}: min {vals['min']:g} is above max {vals['max']:g}")
         bounds.append(Bound(metric, vals.get("min"), vals.get("max")))
@@ -273,8 +338,92 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
         implicit = _yaml_bool(inode)
         if implicit is None:
             raise err(inode, "'implicit' must be true or false")
-    return Spec(tuple(bounds), name=name, objective=objective, source=source, implicit=implicit,
-                waived=frozenset(waived))
+    pdk, conditions = None, None
+    if "pdk" in top:
+        pnode = top["pdk"][1]
+        try:
+            tech = load_technology(str(pnode.value)) if isinstance(pnode, yaml.ScalarNode) else None
+        except FileNotFoundError as exc:
+            raise err(pnode, f"pdk: {exc}") from None
+        if tech is None:
+            raise err(pnode, "'pdk' must name a PDK, e.g. sky130 (cktflow pdk list)")
+        if tech.kind == "transistor":
+            pdk = tech.name
+    if "conditions" in top:
+        cknode, cnode = top["conditions"]
+        if pdk is None:
+            raise err(cknode, "'conditions' need a transistor PDK: add e.g. 'pdk: sky130' (cktflow pdk list)")
+        conditions = _parse_conditions(cnode, load_technology(pdk), err)
+    spec = Spec(tuple(bounds), name=name, objective=objective, source=source, implicit=implicit,
+                waived=frozenset(waived), pdk=pdk,
+                conditions=conditions if pdk is None or conditions else SpecConditions())
+    for mnode, _ in tnode.value:
+        if mnode.value not in metrics_at(spec.level):
+            raise err(mnode, _level_problem(mnode.value, spec.level))
+    return spec
+
+
+_TOP_FIELDS = ("name", "description", "targets", "objective", "implicit", "pdk", "conditions")
+
+
+def _level_problem(metric: str, level: str) -> str:
+    if level == "behavioural":
+        return (f"metric '{metric}' is measured on transistor op-amps only: give the spec a transistor PDK "
+                f"('pdk: sky130') or drop it")
+    return f"metric '{metric}' is not measured on transistor op-amps ({REGISTRY[metric].definition})"
+
+
+def _level_problems(spec: Spec) -> list[str]:
+    return [_level_problem(b.metric, spec.level) for b in spec.targets
+            if b.metric not in metrics_at(spec.level)]
+
+
+def _parse_conditions(cnode, tech, err) -> SpecConditions:
+    if not isinstance(cnode, yaml.MappingNode):
+        raise err(cnode, "'conditions' must be a mapping, e.g. {vdd: 1.8V, corners: [tt, ss, ff]}")
+    vals: dict = {}
+    for knode, vnode in cnode.value:
+        key = knode.value
+        if key not in CONDITION_FIELDS:
+            raise err(knode, f"unknown condition '{key}' (known: {', '.join(CONDITION_FIELDS)})")
+        if key in vals:
+            raise err(knode, f"condition '{key}' is given twice")
+        if key in ("corners", "temperatures"):
+            items = vnode.value if isinstance(vnode, yaml.SequenceNode) else [vnode]
+            if not items or not all(isinstance(i, yaml.ScalarNode) for i in items):
+                raise err(vnode, f"conditions.{key}: expected a list such as "
+                                 f"{'[tt, ss, ff]' if key == 'corners' else '[-40, 27, 125]'}")
+            if key == "corners":
+                for i in items:
+                    if i.value not in tech.corners:
+                        raise err(i, f"conditions.corners: unknown corner '{i.value}' for PDK {tech.name} "
+                                     f"(known: {', '.join(tech.corners)})")
+                vals[key] = tuple(dict.fromkeys(i.value for i in items))
+            else:
+                temps = []
+                for i in items:
+                    try:
+                        t = parse_si(i.value, "C")
+                    except UnitError as exc:
+                        raise err(i, f"conditions.temperatures: {exc}") from None
+                    if not -273.15 < t <= 300:
+                        raise err(i, f"conditions.temperatures: {t:g} C is outside -273..300 C")
+                    temps.append(t)
+                vals[key] = tuple(dict.fromkeys(temps))
+            continue
+        if not isinstance(vnode, yaml.ScalarNode):
+            raise err(vnode, f"conditions.{key}: expected a value such as 1{CONDITION_FIELDS[key]}")
+        try:
+            v = parse_si(vnode.value, CONDITION_FIELDS[key])
+        except UnitError as exc:
+            raise err(vnode, f"conditions.{key}: {exc}") from None
+        if v <= 0 and key != "vcm" or v < 0:
+            raise err(vnode, f"conditions.{key}: must be positive")
+        vals[key] = v
+    vdd = vals.get("vdd", tech.supply_v)
+    if "vcm" in vals and not 0 <= vals["vcm"] <= vdd:
+        raise err(cnode, f"conditions.vcm: {vals['vcm']:g} V is outside the supply 0..{vdd:g} V")
+    return SpecConditions(**vals)
 
 
 def _yaml_bool(node) -> bool | None:

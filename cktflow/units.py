@@ -31,6 +31,8 @@ def parse_si(text, unit: str | None = None) -> float:
         raise UnitError(f"expected a number, got {text!r}")
     if isinstance(text, (int, float)):
         value = float(text)
+    elif unit and ("/" in unit or unit == "um2"):
+        value = _parse_compound(str(text), unit)
     else:
         m = _PATTERN.match(str(text))
         if not m:
@@ -45,6 +47,46 @@ def parse_si(text, unit: str | None = None) -> float:
         elif not unit and suffix:
             raise UnitError(f"{text!r}: unexpected unit '{suffix}'")
         value = float(number) * _SI_PREFIX[prefix]
+    if not math.isfinite(value):
+        raise UnitError(f"{text!r} is not a finite number")
+    return value
+
+
+#: How a compound unit may be written after the number: spellings of the unit itself (no
+#: prefix allowed on it), or "numerator/denominator" with an SI prefix on either side.
+_AREA_SPELLINGS = ("um2", "um^2", "µm2", "µm²", "um²")
+_DENOMINATORS = {"V/s": {"s": "s"}, "V/sqrt(Hz)": {"sqrt(Hz)": "", "rtHz": "", "√Hz": ""}}
+_COMPOUND = re.compile(rf"^\s*({_NUMBER})\s*(.*?)\s*$")
+
+
+def _parse_compound(text: str, unit: str) -> float:
+    """A value of a compound unit: "5V/us" (V/s), "10nV/rtHz" (V/sqrt(Hz)), "120um2" (um2)."""
+    m = _COMPOUND.match(text)
+    if not m:
+        raise UnitError(f"cannot read {text!r} as a number with an optional SI prefix and unit")
+    number, rest = float(m.group(1)), m.group(2)
+    if unit == "um2":
+        if rest and rest not in _AREA_SPELLINGS:
+            raise UnitError(f"{text!r}: unit '{rest}' does not fit, expected 'um2'")
+        value = number
+    elif not rest:
+        value = number
+    elif len(rest) == 1 and rest in _SI_PREFIX:          # "5u": a bare prefix
+        value = number * _SI_PREFIX[rest]
+    else:
+        num_unit = unit.split("/")[0]
+        head, sep, den = rest.partition("/")
+        pre = head[:-len(num_unit)] if head.endswith(num_unit) else None
+        value = None
+        if sep and pre is not None and pre in _SI_PREFIX:
+            for spelling, base in _DENOMINATORS[unit].items():
+                dpre = den[:-len(spelling)] if den.endswith(spelling) else None
+                if dpre is not None and (dpre in _SI_PREFIX if base else dpre == ""):
+                    value = number * _SI_PREFIX[pre] / _SI_PREFIX[dpre]
+                    break
+        if value is None:
+            spellings = ", ".join(f"{num_unit}/{d}" for d in _DENOMINATORS[unit])
+            raise UnitError(f"{text!r}: unit '{rest}' does not fit, expected {spellings} (with SI prefixes)")
     if not math.isfinite(value):
         raise UnitError(f"{text!r} is not a finite number")
     return value
@@ -73,6 +115,14 @@ def format_si(value: float | None, unit: str = "", digits: int = 4, sep: str = "
         return "true" if value else "false"
     if unit == "%" and math.isfinite(value):
         return f"{value:.2f} %"
+    if unit == "V/s" and math.isfinite(value):          # designers read slew rates in V/us
+        return f"{value / 1e6:.{digits}g}{sep}V/us"
+    if unit == "um2":
+        return f"{value:.{digits}g}{sep}um2"
+    if unit == "V/sqrt(Hz)":
+        unit = "V/√Hz"
+    if unit in ("dB", "deg") and abs(value) < 5e-4:      # e.g. a peaking of 3e-8 dB reads as none
+        return f"0 {unit}"
     if value == 0 or not math.isfinite(value) or unit in ("dB", "deg"):
         return f"{value:.{digits}g} {unit}".strip()
     mag = abs(value)

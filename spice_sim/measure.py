@@ -13,61 +13,81 @@ modulo), so a loop whose phase has passed -180 deg below the UGF reads a negativ
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from .metrics import METRIC_UNITS, METRICS
+
 __all__ = ["Performance", "measure", "measure_step", "step_grows", "loop_sign", "where", "METRICS", "METRIC_UNITS",
            "SETTLING_BAND"]
-
-#: Metric name -> unit, in report order. "bool" metrics hold True/False.
-METRIC_UNITS = {"gain_db": "dB", "ugf_hz": "Hz", "pm_deg": "deg", "bw_hz": "Hz", "gm_db": "dB",
-                "ocb_pm_deg": "deg", "peaking_db": "dB", "pm_min_deg": "deg", "stable": "bool",
-                "overshoot_pct": "%", "settling_s": "s"}
-METRICS = tuple(METRIC_UNITS)
 
 #: The follower's settling band: the response stays within this fraction of its final value.
 SETTLING_BAND = 0.01
 
 
-@dataclass(frozen=True)
 class Performance:
-    gain_db: float | None = None      # |H| in dB at the lowest sweep frequency
-    ugf_hz: float | None = None       # first downward 0 dB crossing
-    pm_deg: float | None = None       # design phase margin: 180 - accumulated phase lag at the UGF
-    bw_hz: float | None = None        # first frequency 3 dB below gain_db
-    gm_db: float | None = None        # gain margin at the first 180 deg of accumulated phase lag
-    ocb_pm_deg: float | None = None   # OCB label convention: wrap(180 + phase(H(ugf))) into (-180, 180]
-    peaking_db: float | None = None   # max |H| over the sweep minus gain_db (>= 0)
-    pm_min_deg: float | None = None   # min of 180 - |phi| wherever |L| >= 1 (phi unwrapped, no modulo)
-    stable: bool | None = None        # unity negative feedback: no closed-loop pole in the right half-plane
-    overshoot_pct: float | None = None  # follower, small step: peak above the final value, in %
-    settling_s: float | None = None   # follower, small step: last time outside +-1 % of the final value
+    """Measured values by metric name (spice_sim.metrics.REGISTRY), immutable.
+
+    `perf.gain_db` or `perf.get("gain_db")` reads a value; a registered metric that was not
+    measured reads None. `to_dict()` always lists the behavioural metrics (None when absent, so a
+    behavioural record keeps the same keys) and then whatever else was measured."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, **values):
+        clean = {}
+        for k, v in values.items():
+            unit = METRIC_UNITS.get(k)
+            if unit is None:
+                raise ValueError(f"unknown performance field '{k}' (known: {', '.join(METRIC_UNITS)})")
+            if v is not None:
+                clean[k] = bool(v) if unit == "bool" else float(v)
+        object.__setattr__(self, "_values", clean)
+
+    def __getattr__(self, name: str):
+        if name in METRIC_UNITS:
+            return self._values.get(name)
+        raise AttributeError(name)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Performance is immutable: use with_values()")
+
+    def __reduce__(self):
+        return (_performance, (self._values,))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Performance) and self._values == other._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._values.items())))
+
+    def __repr__(self) -> str:
+        return "Performance(" + ", ".join(f"{k}={v!r}" for k, v in self.items()) + ")"
+
+    def items(self):
+        """(name, value) of the measured metrics, in registry order."""
+        return [(k, self._values[k]) for k in METRIC_UNITS if k in self._values]
 
     def to_dict(self) -> dict[str, float | bool | None]:
-        return asdict(self)
+        out: dict[str, float | bool | None] = {k: self._values.get(k) for k in METRICS}
+        out.update((k, v) for k, v in self.items() if k not in out)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "Performance":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown performance field(s): {', '.join(sorted(unknown))}")
-        out = {}
-        for k, v in d.items():
-            if v is None:
-                out[k] = None
-            elif METRIC_UNITS[k] == "bool":
-                out[k] = bool(v)
-            else:
-                out[k] = float(v)
-        return cls(**out)
+        return cls(**d)
 
     def get(self, name: str) -> float | bool | None:
-        return getattr(self, name)
+        if name not in METRIC_UNITS:
+            raise KeyError(f"unknown metric '{name}'")
+        return self._values.get(name)
 
     def with_values(self, **values) -> "Performance":
-        return Performance(**{**self.to_dict(), **values})
+        return Performance(**{**self._values, **values})
+
+
+def _performance(values: dict) -> Performance:
+    return Performance(**values)
 
 
 def _crossing(x: np.ndarray, y: np.ndarray, level: float) -> tuple[int, float] | None:

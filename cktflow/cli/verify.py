@@ -18,21 +18,33 @@ from .common import (EXIT_MET, EXIT_NOT_MET, InputProblem, alias_option, echo_js
               help="Input node of a netlist.")
 @alias_option("--output-node", "output_net", default="out", show_default=True, aliases=("--output",),
               help="Output node of a netlist.")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Time limit per simulation, seconds.")
+@click.option("--pdk", "pdk", default=None, metavar="NAME",
+              help="Verify at transistor level on this PDK (e.g. sky130) when the spec names none.")
+@click.option("--timeout", type=float, default=None,
+              help="Time limit per simulation, seconds [default: 30; 180 per condition at transistor level].")
 @json_option
 @click.argument("circuits", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def verify(spec_path, sim, input_net, output_net, timeout, as_json, circuits):
+def verify(spec_path, sim, input_net, output_net, pdk, timeout, as_json, circuits):
     """Measure CIRCUITS (circuit JSON, SPICE or Spectre .scs netlists) with ngspice and check them against a spec.
 
     A netlist names its input node `in` and its output node `out` (or see --input-node/--output-node);
     when no source drives the input, verify adds the testbench's AC source. Netlists are checked
     before they run: .control blocks, shell commands and includes outside the PDK folder are refused.
+
+    At transistor level (the spec's `pdk:`, or --pdk), a circuit is a subcircuit with ports
+    inp inn out vdd vss (a .cir/.spice file or a transistor circuit JSON) measured at every corner
+    and temperature of the spec's conditions: a table per condition, the worst case, the targets.
     """
     from cktflow.flow import InputError, load_design, verify_design
     from cktflow.report import verify_table
     from spice_sim import LocalSimulator
 
     spec = load_spec_arg(spec_path)
+    spec = _at_pdk(spec, pdk)
+    if spec.level == "transistor":
+        _verify_transistor(spec, timeout, as_json, circuits)
+        return
+    timeout = 30.0 if timeout is None else timeout
     try:
         designs = [load_design(p, input_net, output_net) for p in circuits]
     except InputError as exc:
@@ -51,4 +63,51 @@ def verify(spec_path, sim, input_net, output_net, timeout, as_json, circuits):
             click.echo()
         n_pass = sum(r.passed for r in reports)
         click.echo(f"{n_pass} of {len(reports)} circuit(s) meet spec '{spec.name}'")
+    sys.exit(EXIT_MET if all(r.passed for r in reports) else EXIT_NOT_MET)
+
+
+def _at_pdk(spec, pdk):
+    """The spec at --pdk: a transistor PDK moves a behavioural spec to transistor level."""
+    from cktflow.spec import SpecError
+    from cktflow.technology import load_technology
+    if pdk is None:
+        return spec
+    try:
+        tech = load_technology(pdk)
+    except FileNotFoundError as exc:
+        raise InputProblem(f"--pdk: {exc}") from None
+    if tech.kind != "transistor":
+        if spec.level == "transistor":
+            raise InputProblem(f"--pdk {pdk}: {spec.source} is a transistor-level spec (pdk: {spec.pdk})")
+        return spec
+    if spec.pdk not in (None, tech.name):
+        raise InputProblem(f"--pdk {pdk}: {spec.source} names another PDK (pdk: {spec.pdk})")
+    try:
+        return spec.with_pdk(tech.name)
+    except SpecError as exc:
+        raise InputProblem(str(exc)) from None
+
+
+def _verify_transistor(spec, timeout, as_json, circuits):
+    from cktflow.flow import InputError
+    from cktflow.flow.transistor import DEFAULT_TIMEOUT_S, load_transistor_design, verify_transistor
+    from cktflow.report import condition_table
+    from spice_sim import LocalSimulator
+
+    try:
+        designs = [load_transistor_design(p, spec.pdk) for p in circuits]
+    except InputError as exc:
+        raise InputProblem(str(exc)) from None
+    progress = None if as_json else (lambda msg: click.echo(f"measuring {msg}", err=True))
+    with quiet_stdout(as_json), LocalSimulator(timeout_s=timeout or DEFAULT_TIMEOUT_S) as simulator:
+        reports = [verify_transistor(d, spec, simulator, progress) for d in designs]
+    if as_json:
+        echo_json({"spec": spec.to_dict(), "passed": all(r.passed for r in reports),
+                   "results": [r.to_dict() for r in reports]})
+    else:
+        for r in reports:
+            click.echo(condition_table(r))
+            click.echo()
+        n_pass = sum(r.passed for r in reports)
+        click.echo(f"{n_pass} of {len(reports)} circuit(s) meet spec '{spec.name}' at every condition")
     sys.exit(EXIT_MET if all(r.passed for r in reports) else EXIT_NOT_MET)

@@ -6,25 +6,8 @@ so that the PDK's model library is loaded once per corner. Sizes (global .params
 and conditions change in place (spice_sim.analyses.Session: alterparam + reset), so a new sizing
 costs milliseconds instead of the library's load.
 
-Metric definitions (docs/transistor-metrics.md; one definition each):
-- the AC metrics of spice_sim.measure.measure on H = V(out)/V(inp) of the open-loop block
-  (gain_db, ugf_hz, pm_deg, bw_hz, gm_db, peaking_db, pm_min_deg);
-- cmrr_db, psrr_db: 20 log10 |H| - 20 log10 |Acm| (resp. |Avdd|) at the lowest AC frequency;
-- slew_rise/fall_v_per_s: the largest |dV(out)/dt| of the follower between 10 % and 90 % of each
-  transition of a `vstep` input step; settling_s: the longer of the two edges' times to stay within
-  1 % of the step; overshoot_pct: the larger overshoot of the two; stable: neither edge's
-  response grows (spice_sim.measure.step_grows: the follower does not oscillate);
-- noise_v_per_rthz: input-referred noise density at `spot_hz`; noise_v_rms: integrated
-  input-referred noise from 1 Hz to the UGF;
-- offset_v: V(out) - V(inp) of the servo block at the operating point (systematic offset);
-- supply_a, power_w: current drawn from vdd at the operating point, and vdd times it;
-- area_um2: the sum of W*L of the amplifier's transistors (gate area), plus W*L*m of the MIM
-  capacitors and poly resistors placed directly in the amplifier's subcircuit;
-- swing_low_v, swing_high_v, swing_v: the output range over which the open-loop gain stays at
-  least half its largest value (DC sweep of an inverting gain -1 block, inputs at vcm);
-- min_margin_v, worst_device, all_saturated: the smallest vds - vdsat over the amplifier's
-  transistors at the operating point (open-loop block), which one, and whether every one is in
-  saturation (vgs > vth and vds >= vdsat).
+What each metric means (name, unit, definition, which block measures it): the registry in
+spice_sim.metrics, the one definition the docs' tables are made from. This module computes them.
 """
 
 from __future__ import annotations
@@ -38,6 +21,7 @@ import numpy as np
 from spice_sim.analyses import ModelLibrary, OpPoint, Session
 from spice_sim.engine import NgSpiceEngine, get_engine
 from spice_sim.measure import Performance, measure, measure_step, step_grows
+from spice_sim.metrics import METRIC_UNITS
 
 from ..resources import templates_dir
 from ..technology import Technology, load_technology
@@ -71,6 +55,11 @@ class Conditions:
     vstep: float = 0.3             # the follower's input step, V
     spot_hz: float = 1e3           # spot-noise frequency
 
+    @property
+    def label(self) -> str:
+        """How reports name the condition, e.g. "ss -40C"."""
+        return f"{self.corner} {self.temp_c:g}C"
+
     def resolved(self, tech: Technology) -> "Conditions":
         vdd = self.vdd if self.vdd is not None else tech.supply_v
         vcm = self.vcm if self.vcm is not None else vdd / 2
@@ -79,32 +68,22 @@ class Conditions:
 
 @dataclass
 class OpampMetrics:
+    """One measurement of an amplifier at one set of conditions. The values live in `performance`
+    (metric registry, spice_sim.metrics); `m.cmrr_db` reads `m.performance.cmrr_db`."""
     conditions: dict
-    performance: Performance                  # AC metrics of the open loop
-    cmrr_db: float | None = None
-    psrr_db: float | None = None
-    slew_rise_v_per_s: float | None = None
-    slew_fall_v_per_s: float | None = None
-    settling_s: float | None = None
-    overshoot_pct: float | None = None
-    swing_v: float | None = None
-    swing_low_v: float | None = None
-    swing_high_v: float | None = None
-    noise_v_per_rthz: float | None = None
-    noise_v_rms: float | None = None
-    offset_v: float | None = None
-    supply_a: float | None = None
-    power_w: float | None = None
-    area_um2: float | None = None
-    min_margin_v: float | None = None
-    worst_device: str | None = None
-    all_saturated: bool | None = None
+    performance: Performance
+    worst_device: str | None = None           # the device with the smallest vds - vdsat
     op: OpPoint | None = field(default=None, repr=False)
     step: dict | None = field(default=None, repr=False)   # time, vin, vout of the follower
 
+    def __getattr__(self, name: str):
+        if name in METRIC_UNITS:
+            return self.performance.get(name)
+        raise AttributeError(name)
+
     def to_dict(self) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k not in ("op", "step", "performance")}
-        d.update({k: v for k, v in self.performance.to_dict().items() if v is not None})
+        d = {"conditions": self.conditions, "worst_device": self.worst_device}
+        d.update(self.performance.items())
         if self.op is not None:
             d["devices"] = {k: v.to_dict() for k, v in self.op.devices.items()}
         return d
@@ -180,40 +159,42 @@ class OpampBench:
         s.set_temperature(cond.temp_c)
         op = s.op()
         ol = {k: v for k, v in op.devices.items() if k.startswith("xol.")}
-        out = OpampMetrics(conditions=asdict(cond), performance=Performance(), op=op)
-        out.offset_v = op.voltages["out_ol"] - op.voltages["inp_ol"]
-        out.supply_a = -op.currents["vdd_ol"]
-        out.power_w = cond.vdd * out.supply_a
-        out.area_um2 = (sum(d.w * d.l for d in ol.values()) * 1e12
-                        + passive_area_um2(self.dut, self.tech, self.dut_name,
-                                           {k: s.params[k] for k in self.size_names}))
+        v: dict = {}                              # metric -> value (spice_sim.metrics)
+        worst_device = None
+        v["offset_v"] = op.voltages["out_ol"] - op.voltages["inp_ol"]
+        v["supply_a"] = -op.currents["vdd_ol"]
+        v["power_w"] = cond.vdd * v["supply_a"]
+        v["area_um2"] = (sum(d.w * d.l for d in ol.values()) * 1e12
+                         + passive_area_um2(self.dut, self.tech, self.dut_name,
+                                            {k: s.params[k] for k in self.size_names}))
         if ol:
             worst = min(ol.values(), key=lambda d: d.margin)
-            out.min_margin_v, out.worst_device = worst.margin, worst.instance
-            out.all_saturated = all(d.region == "saturation" for d in ol.values())
+            v["min_margin_v"], worst_device = worst.margin, worst.instance
+            v["all_saturated"] = all(d.region == "saturation" for d in ol.values())
         ac = s.ac(AC_START_HZ, AC_STOP_HZ, AC_POINTS_PER_DECADE, ("out_ol", "inp_ol", "out_cm", "out_ps"))
         h = ac["out_ol"] / ac["inp_ol"]
-        perf = measure(ac.scale, h)
+        perf = measure(ac.scale, h).with_values(ocb_pm_deg=None)   # OCB's label convention: behavioural only
         a0 = abs(h[0])
-        out.cmrr_db = _db(a0) - _db(abs(ac["out_cm"][0]))
-        out.psrr_db = _db(a0) - _db(abs(ac["out_ps"][0]))
+        v["cmrr_db"] = _db(a0) - _db(abs(ac["out_cm"][0]))
+        v["psrr_db"] = _db(a0) - _db(abs(ac["out_ps"][0]))
         if noise:
             fstop = perf.ugf_hz or perf.bw_hz or 1e6
             nd = s.noise("out_ol", "vin_ol", AC_START_HZ, max(fstop, 10 * AC_START_HZ), 20)
-            out.noise_v_rms = nd.inoise_total
-            out.noise_v_per_rthz = float(np.exp(np.interp(math.log(cond.spot_hz), np.log(nd.freq), np.log(nd.inoise))))
+            v["noise_v_rms"] = nd.inoise_total
+            v["noise_v_per_rthz"] = float(np.exp(np.interp(math.log(cond.spot_hz), np.log(nd.freq),
+                                                           np.log(nd.inoise))))
         if swing:
-            out.swing_low_v, out.swing_high_v = self._swing(cond)
-            if out.swing_low_v is not None:
-                out.swing_v = out.swing_high_v - out.swing_low_v
+            v["swing_low_v"], v["swing_high_v"] = self._swing(cond)
+            if v["swing_low_v"] is not None:
+                v["swing_v"] = v["swing_high_v"] - v["swing_low_v"]
+        wave = None
         if step:
-            out.slew_rise_v_per_s, out.slew_fall_v_per_s, out.settling_s, out.overshoot_pct, stable, wave = \
-                self._step(perf, cond)
-            perf = perf.with_values(stable=stable)
-            if keep_step:
-                out.step = wave
-        out.performance = perf.with_values(settling_s=out.settling_s, overshoot_pct=out.overshoot_pct)
-        return out
+            (v["slew_rise_v_per_s"], v["slew_fall_v_per_s"], v["settling_s"], v["overshoot_pct"], v["stable"],
+             wave) = self._step(perf, cond)
+            if v["slew_rise_v_per_s"] is not None and v["slew_fall_v_per_s"] is not None:
+                v["slew_v_per_s"] = min(v["slew_rise_v_per_s"], v["slew_fall_v_per_s"])
+        return OpampMetrics(conditions=asdict(cond), performance=perf.with_values(**v), worst_device=worst_device,
+                            op=op, step=wave if keep_step else None)
 
     def _swing(self, cond: Conditions) -> tuple[float | None, float | None]:
         """The output range over which the open-loop gain stays at least half its largest value
