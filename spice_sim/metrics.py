@@ -63,7 +63,7 @@ _LIST = [
     Metric("overshoot_pct", "%", "usable", "follower transient", _BOTH,
            "unity-gain follower step (behavioural: 1 mV, linear; transistor: `vstep`, a rising and a "
            "falling edge, the larger counts): how far the output peaks above its final value, in % of the "
-           "step; none for a response that runs away"),
+           "output's change; none for a response that runs away"),
     Metric("settling_s", "s", "usable", "follower transient", _BOTH,
            "the same transient: the time after which the output stays within +-1 % of its final value "
            "(transistor: the longer of the two edges); none when it has not settled within the window"),

@@ -1,4 +1,5 @@
-"""docs/cli.md, rendered from the click commands themselves (their own --help), so it cannot drift.
+"""docs/cli.md, rendered from the click commands themselves (their own --help), and the metric
+tables of docs/spec.md, rendered from the metric registry (spice_sim.metrics), so neither can drift.
 
     python -m cktflow.cli.docs            # rewrite docs/cli.md
     python -m cktflow.cli.docs --check    # exit 1 when docs/cli.md is not current
@@ -19,6 +20,8 @@ from .main import main
 #: Fixed width, so the page does not depend on the terminal it is rendered in.
 WIDTH = 100
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+SPEC_DOC_PATH = DOC_PATH.parent / "spec.md"
+_BEGIN, _END = "<!-- metrics:{} (generated from spice_sim.metrics by `python -m cktflow.cli.docs`) -->", "<!-- /metrics -->"
 
 
 def _commands(group: click.Group, ctx: click.Context):
@@ -58,13 +61,40 @@ def render_markdown() -> str:
     return "\n".join(parts)
 
 
-def write(path: Path = DOC_PATH) -> Path:
+def metric_table(section: str) -> str:
+    """The registry's metrics of one section as a markdown table."""
+    from spice_sim.metrics import REGISTRY
+    unit = {"bool": "true/false"}
+    rows = ["| name | unit | levels | measured by | definition |", "|---|---|---|---|---|"]
+    rows += [f"| `{m.name}` | {unit.get(m.unit, m.unit)} | {', '.join(m.levels)} | {m.testbench} | {m.definition} |"
+             for m in REGISTRY.values() if m.section == section]
+    return "\n".join(rows)
+
+
+def render_spec_doc(text: str) -> str:
+    """`text` (docs/spec.md) with every metric block between its markers rendered anew."""
+    out, rest = [], text
+    while True:
+        start = rest.find("<!-- metrics:")
+        if start < 0:
+            return "".join(out) + rest
+        section = rest[start + len("<!-- metrics:"):].split(" ", 1)[0]
+        end = rest.find(_END, start)
+        if end < 0:
+            raise ValueError(f"{SPEC_DOC_PATH}: metric block '{section}' has no {_END}")
+        out.append(rest[:start] + _BEGIN.format(section) + "\n" + metric_table(section) + "\n" + _END)
+        rest = rest[end + len(_END):]
+
+
+def write(path: Path = DOC_PATH, spec_path: Path = SPEC_DOC_PATH) -> Path:
     from cktflow.fsutil import atomic_write_text
+    atomic_write_text(spec_path, render_spec_doc(spec_path.read_text()))
     return atomic_write_text(path, render_markdown())
 
 
-def is_current(path: Path = DOC_PATH) -> bool:
-    return path.is_file() and path.read_text() == render_markdown()
+def is_current(path: Path = DOC_PATH, spec_path: Path = SPEC_DOC_PATH) -> bool:
+    return (path.is_file() and path.read_text() == render_markdown()
+            and spec_path.read_text() == render_spec_doc(spec_path.read_text()))
 
 
 if __name__ == "__main__":
