@@ -122,3 +122,18 @@ def test_worst_case_takes_each_metrics_worst_condition():
     # a condition that did not measure a metric makes its worst case missing, never a made-up number
     assert s.worst_case([tt, None]).gain_db is None
     assert math.isnan(s.bounds[0].scaled(None))
+
+
+@pytest.mark.parametrize("command", [["generate"], ["size", "examples/circuits/two_stage_miller.json"]])
+def test_behavioural_commands_refuse_a_transistor_spec_clearly(tmp_path, command):
+    from click.testing import CliRunner
+
+    from cli import main
+    p = tmp_path / "ota.yaml"
+    p.write_text(OTA)
+    args = [command[0], "--spec", str(p), *command[1:]]
+    if command[0] == "generate":
+        args += ["-o", str(tmp_path / "out")]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2 and "behavioural circuits only so far" in r.output and "cktflow verify" in r.output
+    assert not (tmp_path / "out").exists()

@@ -37,7 +37,7 @@ def size_command(spec_path, budget, batch, margin, seed, history, out, workers, 
     from cktflow.report import sizing_table
     from cktflow.sizing import SizingConfig, size
 
-    spec = load_spec_arg(spec_path)
+    spec = load_spec_arg(spec_path, behavioural_only="size")
     start = circuit_arg(circuit, "sizing")
     config = SizingConfig(budget=budget, batch=batch, stop_margin=margin)
     with quiet_stdout(as_json), sim_pool(workers, ray_address, progress=False) as pool:
@@ -97,7 +97,7 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
 
     from cktflow.flow import generate, run_provenance, write_design_report
 
-    spec = load_spec_arg(spec_path)
+    spec = load_spec_arg(spec_path, behavioural_only="generate")
     out_dir = Path(out or Path("generated") / spec.name)
     checkpoint_arg(checkpoint)
     nearest = None
@@ -180,6 +180,10 @@ def flywheel_command(spec_path, rounds, dataset_path, checkpoint, n, top_k, budg
         specs = load_spec_list(spec_path)
     except SpecError as exc:
         raise InputProblem(str(exc)) from None
+    for s in specs:
+        if s.level != "behavioural":
+            raise InputProblem(f"{spec_path}: spec '{s.name}' is for transistor op-amps (pdk: {s.pdk}); "
+                               "`cktflow flywheel` designs behavioural circuits only so far")
     checkpoint_arg(checkpoint)
     output_folder(out, force)
 
