@@ -3,7 +3,6 @@ dataset store, tried after the model's proposals (real ngspice, real SQLite)."""
 
 import json
 import math
-from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -85,7 +84,7 @@ def test_nearest_uses_only_the_metrics_a_spec_names(measured):
 
 def test_circuits_without_a_unity_crossing_are_left_out(measured):
     c, r = measured[0]
-    index = NearestCircuits([(c, replace(r.performance, ugf_hz=None)), (c, None)])
+    index = NearestCircuits([(c, r.performance.with_values(ugf_hz=None)), (c, None)])
     assert len(index) == 0 and index.nearest(_window(r.performance), 3) == []
 
 
