@@ -240,6 +240,7 @@ class TransistorCircuit:
 
 # The measurements of testbench_deck, named as cktflow names them (metrics.md): gain at the lowest
 # frequency, UGF at the first 0 dB crossing, PM = 180 - phase lag accumulated up to the UGF.
+# `quit 0`: without it `ngspice -b` exits 1 ("no simulations run": the analyses are in .control).
 _CONTROL = """.control
 op
 let supply_a = -i(vdd_ol)
@@ -254,6 +255,7 @@ meas ac lag_ugf find lag when gain=0 fall=1
 let pm_deg = 180 - lag_ugf
 print gain_db ugf_hz pm_deg
 wrdata {name}_ol.txt gain lag
+quit 0
 .endc"""
 
 
@@ -583,6 +585,9 @@ def _from_dict(data: Any, source: str) -> TransistorCircuit:
         params.append(SizingParam(_field(p, "name", str, where).lower(), _field(p, "value", float, where),
                                   _field(p, "unit", str, where), _field(p, "min", float, where),
                                   _field(p, "max", float, where), grid, tuple(p.get("sizes") or ())))
+        why = params[-1].problem(params[-1].value)
+        if why:
+            raise TransistorFormatError(f"{where}: {why}")
     # the body is untrusted text: vet it as a netlist, and its parameters must be those it uses
     text = "* " + name + "\n" + "\n".join(f".param {p.name}={spice_value(p.value)}" for p in params) + "\n" \
         + "\n".join(body) + "\n"
@@ -590,8 +595,11 @@ def _from_dict(data: Any, source: str) -> TransistorCircuit:
     if {p.name for p in parsed.params} != {p.name for p in params}:
         raise TransistorFormatError(f"{source}: field 'params' does not match the parameters the body uses "
                                     f"({', '.join(p.name for p in parsed.params)})")
-    try:
-        return TransistorCircuit(name.lower(), pdk, "\n".join(body), tuple(params), conditions,
-                                 data.get("description", ""), source)
-    except SizingError as exc:
-        raise TransistorFormatError(f"field 'params': {exc}") from None
+    for i, p in enumerate(params):
+        # bounds may be tighter than the PDK's (a template's choice), never looser
+        pdk_p = parsed.param(p.name)
+        if pdk_p.sizes and pdk_p.sizes[0].count(".") and not pdk_p.low <= p.low < p.high <= pdk_p.high:
+            raise TransistorFormatError(f"{source}: params[{i}]: bounds of {p.name} [{p.low:g}, {p.high:g}] "
+                                        f"leave the PDK's [{pdk_p.low:g}, {pdk_p.high:g}]")
+    return TransistorCircuit(name.lower(), pdk, "\n".join(body), tuple(params), conditions,
+                             data.get("description", ""), source)
