@@ -33,7 +33,7 @@ from spice_sim.errors import NetlistError
 
 from ..resources import templates_dir
 from ..technology import Technology, load_technology
-from .netlist import check_transistor_netlist, spice_number
+from .netlist import check_transistor_netlist, logical_lines, spice_number
 
 __all__ = ["TransistorCircuit", "SizingParam", "CircuitFileError", "PortError", "SizingError",
            "TransistorFormatError", "PORTS", "FORMAT", "FORMAT_VERSION", "templates", "from_template",
@@ -285,7 +285,7 @@ def _ol_block(tech: Technology, name: str) -> str:
 
 def _normal_body(body: str, name: str) -> tuple[str, ...]:
     out = []
-    for _, ln in _logical(body):
+    for _, ln in logical_lines(body):
         toks = re.sub(r"\s*=\s*", "=", ln.lower()).split()
         if toks[0] in (".subckt", ".ends") and len(toks) > 1 and toks[1] == name.lower():
             toks[1] = "<amp>"
@@ -294,21 +294,6 @@ def _normal_body(body: str, name: str) -> tuple[str, ...]:
 
 
 # ---- reading netlists ------------------------------------------------------------------------------
-
-def _logical(text: str) -> list[tuple[int, str]]:
-    """(line number, text) of every SPICE line, continuations joined, comments dropped."""
-    out: list[tuple[int, str]] = []
-    for no, raw in enumerate(text.splitlines(), start=1):
-        s = raw.strip()
-        if not s or s.startswith("*"):
-            continue
-        s = re.split(r"\s\$\s?|;", s, maxsplit=1)[0].rstrip()
-        if s.startswith("+") and out:
-            out[-1] = (out[-1][0], out[-1][1] + " " + s[1:].strip())
-        elif s:
-            out.append((no, s))
-    return out
-
 
 @dataclass
 class _Header:
@@ -381,7 +366,7 @@ def read_subckt(text: str, *, source: str = "<netlist>", pdk: str = "sky130",
     sizing parameters. Vetted by check_transistor_netlist first; CircuitFileError naming the line."""
     tech = load_technology(pdk)
     header = _header(text, source)
-    lines = _logical(text)
+    lines = logical_lines(text)
     params = _params(lines, source)
     try:
         check_transistor_netlist(text, tech, source=source, params={k: v for k, (v, _) in params.items()})
