@@ -114,6 +114,8 @@ def test_canonical_hash_ignores_order_whitespace_comments_and_name():
 # -- a user's subcircuit file --------------------------------------------------------------------
 
 def test_a_users_file_is_read_ports_mapped_by_name(tmp_path):
+    helper = ".subckt buf a y vdd vss\nxm1 y a vss vss sky130_fd_pr__nfet_01v8 W=1 L=0.15\n.ends buf\n"
+    assert read_subckt(USER + helper, source="user.cir").name == "myamp"      # the one with all five ports
     c = read_subckt(USER, source="user.cir")
     assert c.name == "myamp" and c.body.splitlines()[0] == ".subckt myamp inp inn out vdd vss"
     assert c.sizes() == {"ib": 20e-6, "ln": 0.5, "lp": 1.0, "wn": 4.0, "wp": 4.0}
@@ -150,6 +152,9 @@ def test_a_header_declares_bounds_inside_the_pdks(tmp_path):
         read_subckt("*@ param wn unit=um min=0.1 max=10\n" + USER, source="h.cir")
     with pytest.raises(CircuitFileError, match=r"h.cir:1: '\*@ param ib' takes unit=, min= and max="):
         read_subckt("*@ param ib unit=A min=5u\n" + USER, source="h.cir")
+    with pytest.raises(CircuitFileError, match=r"h.cir:1: unknown condition\(s\) load"):
+        read_subckt("*@ conditions vcm=1 load=5p\n" + USER, source="h.cir")
+    assert read_subckt("*@ conditions vcm=1 cl=2p\n" + USER, source="h.cir").conditions == {"vcm": 1.0, "cl": 2e-12}
 
 
 # -- JSON ------------------------------------------------------------------------------------------
@@ -173,6 +178,7 @@ def test_json_round_trip(name):
     (lambda d: d["params"].append({**d["params"][0], "name": "w_extra"}), r"c.json: field 'params' does not match"),
     (lambda d: d["body"].insert(1, ".control"), r"c.json: body:10: '.control' runs simulator commands"),
     (lambda d: d.update(extra=1), r"c.json: unknown field\(s\) extra"),
+    (lambda d: d["conditions"].update(load=1), r"c.json: field 'conditions': unknown key\(s\) load"),
 ])
 def test_json_errors_name_the_field(ota, change, match):
     d = json.loads(ota.to_json())

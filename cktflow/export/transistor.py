@@ -15,6 +15,7 @@ layout.place_devices, nets joined by labels, the ports as port symbols.
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import IO, Iterable
@@ -114,7 +115,6 @@ def _text(c: TransistorCircuit, fmt: str) -> str:
         return c.testbench_deck()
     if fmt == "json":
         return c.to_json(indent=1) + "\n"
-    import io
     buf = io.StringIO()
     (write_xschem if fmt == "xschem" else write_kicad)(c, buf)
     return buf.getvalue()

@@ -47,6 +47,8 @@ FORMAT = "cktflow.transistor-circuit"
 FORMAT_VERSION = 1
 #: Significant digits of parameter values that take part in the canonical hash (as circuit.ir).
 HASH_DIGITS = 6
+#: The numeric fields of cktflow.transistor.Conditions a circuit may name as its own conditions.
+CONDITION_KEYS = ("temp_c", "vdd", "vcm", "cl", "vstep", "spot_hz")
 #: Units of parameters that size no PDK device, by the element they set.
 _ELEMENT_UNIT = {"i": "A", "v": "V", "r": "ohm", "c": "F"}
 _GEOMETRY_UNIT = {"w": "um", "l": "um", "nf": "", "m": ""}
@@ -85,8 +87,9 @@ class SizingParam:
         if not math.isfinite(value):
             return f"{self.name}={value} is not a finite number"
         if not self.low * (1 - 1e-9) <= value <= self.high * (1 + 1e-9):
-            return (f"{self.name}={value:g} {self.unit} is outside [{self.low:g}, {self.high:g}]".replace("  ", " ")
-                    + (f" ({', '.join(self.sizes)})" if self.sizes else ""))
+            unit = f" {self.unit}" if self.unit else ""
+            what = f" ({', '.join(self.sizes)})" if self.sizes else ""
+            return f"{self.name}={value:g}{unit} is outside [{self.low:g}, {self.high:g}]{what}"
         if self.grid and abs(value / self.grid - round(value / self.grid)) > 1e-6:
             return f"{self.name}={value:g} is not on the {self.grid:g} grid (snapped: {self.snap(value):g})"
         return None
@@ -322,6 +325,10 @@ def _header(text: str, source: str) -> _Header:
                 pname, toks = toks[0].lower(), toks[1:]
             kv = _key_values(toks, where)
             if kind == "conditions":
+                unknown = set(kv) - set(CONDITION_KEYS)
+                if unknown:
+                    raise CircuitFileError(f"{where}: unknown condition(s) {', '.join(sorted(unknown))} "
+                                           f"(known: {', '.join(CONDITION_KEYS)})")
                 h.conditions = {k: _number(v, where, k) for k, v in kv.items()}
             else:
                 unknown = set(kv) - {"unit", "min", "max"}
@@ -411,7 +418,11 @@ def _amp_body(lines, source, name, tech) -> tuple[str, list[tuple[int, str]]]:
             raise CircuitFileError(f"{source}: defines no subcircuit '{name}' "
                                    f"(found: {', '.join(s[1][1] for s in subckts if len(s[1]) > 1)})")
     else:
-        chosen = [s for s in subckts if {p.lower() for p in s[1][2:] if '=' not in p} & set(PORTS)] or subckts
+        # the subcircuit with exactly the amplifier's ports, else the only one with some of them
+        # (its missing ports are then reported), else the only one
+        ports_of = [{p.lower() for p in s[1][2:] if "=" not in p} for s in subckts]
+        chosen = ([s for s, ps in zip(subckts, ports_of) if ps == set(PORTS)]
+                  or [s for s, ps in zip(subckts, ports_of) if ps & set(PORTS)] or subckts)
         if len(chosen) > 1:
             raise CircuitFileError(f"{source}: several subcircuits could be the amplifier "
                                    f"({', '.join(s[1][1] for s in chosen)}): name one")
@@ -481,6 +492,9 @@ def _sizing_param(name, value, roles, declared, tech: Technology, source) -> Siz
             raise CircuitFileError(f"{source}: parameter {name} is used as {' and '.join(sorted(kinds))} at once")
         k = kinds.pop()
         lims = [tech.device(d).limits[k] for d, _ in geometry if k in tech.device(d).limits]
+        if not lims:
+            raise CircuitFileError(f"{source}: parameter {name} sets {k} of {geometry[0][0]}, "
+                                   f"which {tech.name} gives no limits for")
         lo, hi = max(lim[0] for lim in lims), min(lim[1] for lim in lims)
         grid = (max(tech.device(d).grid or 0 for d, _ in geometry) or None) if k in ("w", "l") else 1.0
         unit = _GEOMETRY_UNIT[k]
@@ -523,8 +537,8 @@ def from_template(name: str, pdk: str = "sky130", **sizes: float) -> TransistorC
     path = files.get(name.lower())
     if path is None:
         raise KeyError(f"no template '{name}' for {pdk} (known: {', '.join(files)})")
-    c = read_subckt(path.read_text(), source=path.name, pdk=pdk, name=name)
-    return replace(c, source=f"template {name}").with_sizes(**sizes) if sizes else replace(c, source=f"template {name}")
+    c = replace(read_subckt(path.read_text(), source=path.name, pdk=pdk, name=name), source=f"template {name}")
+    return c.with_sizes(**sizes)
 
 
 # ---- JSON ----------------------------------------------------------------------------------------
@@ -559,6 +573,9 @@ def _from_dict(data: Any, source: str) -> TransistorCircuit:
         raise TransistorFormatError(f"{source}: field 'body' must be a list of netlist lines")
     conditions = {k: _field(data["conditions"], k, float, f"{source}: conditions")
                   for k in _field(data, "conditions", dict, source)}
+    if set(conditions) - set(CONDITION_KEYS):
+        raise TransistorFormatError(f"{source}: field 'conditions': unknown key(s) "
+                                    f"{', '.join(sorted(set(conditions) - set(CONDITION_KEYS)))}")
     params = []
     for i, p in enumerate(_field(data, "params", list, source)):
         where = f"{source}: params[{i}]"
