@@ -8,23 +8,15 @@ Without the installed PDK these tests skip with a loud reason, or fail when CKTF
 from __future__ import annotations
 
 import math
-import os
-import warnings
 
 import numpy as np
 import pytest
+from pdk_required import require_pdk
 
 from cktflow.resources import templates_dir
 from cktflow.technology import PdkNotInstalledError, load_technology
 
-TECH = load_technology("sky130")
-if not TECH.is_installed():
-    _why = (f"the sky130 PDK is not installed in {TECH.install_dir}: run `cktflow pdk install sky130` "
-            "(or `python -m cktflow.pdk_install sky130`; `make setup` does it)")
-    if os.environ.get("CKTFLOW_REQUIRE_PDK"):
-        raise RuntimeError(_why)
-    warnings.warn(_why)
-    pytest.skip(_why, allow_module_level=True)
+TECH = require_pdk("sky130")
 
 from spice_sim.analyses import Session  # noqa: E402
 from spice_sim.engine import get_engine  # noqa: E402

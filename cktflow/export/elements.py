@@ -19,7 +19,10 @@ __all__ = ["Element", "circuit_elements", "PIN_NAMES", "SOURCE_NODE", "GROUND"]
 
 #: Pin names per element letter, in SPICE node order (the same order as xschem's symbols).
 PIN_NAMES = {"R": ("p", "m"), "C": ("p", "m"), "L": ("p", "m"), "V": ("p", "m"), "I": ("p", "m"),
-             "G": ("p", "m", "cp", "cm"), "E": ("p", "m", "cp", "cm")}
+             "G": ("p", "m", "cp", "cm"), "E": ("p", "m", "cp", "cm"),
+             # PDK devices (subcircuit instances) by shape: their terminals in the PDK's node order
+             "nmos": ("d", "g", "s", "b"), "pmos": ("d", "g", "s", "b"), "capacitor": ("c0", "c1"),
+             "resistor": ("r0", "r1", "b")}
 #: The `node` of the testbench's input source, which belongs to no circuit node.
 SOURCE_NODE = -1
 GROUND = "0"
@@ -32,14 +35,24 @@ class Element:
     value: float | None        # ohm / farad / siemens; None for sources
     spec: str = ""             # source specification text, e.g. "DC 0 AC 1"
     node: int = SOURCE_NODE    # index of the circuit node the element realises
+    # a PDK device (transistor level): its shape (nmos, pmos, capacitor, resistor), the schematic
+    # symbol a designer's tool knows it by, and the attributes that symbol takes (W, L, nf, ...)
+    shape: str = ""
+    symbol: str = ""
+    attrs: tuple[tuple[str, str], ...] = ()
 
     @property
     def letter(self) -> str:
         return self.name[0].upper()
 
     @property
+    def key(self) -> str:
+        """What decides the element's pins and drawing: its shape, else its SPICE letter."""
+        return self.shape or self.letter
+
+    @property
     def pins(self) -> dict[str, str]:
-        return dict(zip(PIN_NAMES[self.letter], self.nets))
+        return dict(zip(PIN_NAMES[self.key], self.nets))
 
 
 def _parse(line: str, node: int) -> Element:

@@ -16,10 +16,11 @@ from typing import IO
 from ..circuit import Circuit
 from ..circuit.pdk import Pdk
 from ..units import format_spice
-from .elements import Element
+from .elements import PIN_NAMES, Element
 from .layout import PIN_OFFSETS, Schematic, place
 
-__all__ = ["write", "write_schematic", "LIB", "SCALE_MM", "PIN_NUMBERS", "symbol_reference"]
+__all__ = ["write", "write_schematic", "LIB", "SCALE_MM", "PIN_NUMBERS", "symbol_reference", "symbol_name",
+           "pin_number"]
 
 #: Library nickname of the symbols this file defines.
 LIB = "cktflow_sim"
@@ -27,7 +28,7 @@ LIB = "cktflow_sim"
 SCALE_MM = 0.127
 #: Pin number per layout pin name; the SPICE node order is the pin order 1, 2 (, 3, 4).
 PIN_NUMBERS = {"p": "1", "m": "2", "cp": "3", "cm": "4"}
-_SYMBOL_NAME = {"R": "R", "C": "C", "G": "VCCS", "V": "VSOURCE"}
+_SYMBOL_NAME = {"R": "R", "C": "C", "G": "VCCS", "V": "VSOURCE", "I": "ISOURCE"}
 _PAPERS = (("A4", 297, 210), ("A3", 420, 297), ("A2", 594, 420), ("A1", 841, 594), ("A0", 1189, 841))
 _FONT = "(effects (font (size 1.27 1.27)))"
 _HIDDEN = "(effects (font (size 1.27 1.27)) hide)"
@@ -44,7 +45,17 @@ def _mm(v: float) -> str:
 
 def symbol_reference(e: Element) -> str:
     """KiCad reference of an element: its SPICE name, except the source, which KiCad wants numbered."""
-    return "V1" if e.letter == "V" else e.name
+    return "V1" if e.letter == "V" and not e.shape else e.name.upper() if e.shape else e.name
+
+
+def symbol_name(e: Element) -> str:
+    """The library symbol an element is drawn with: one per letter, one per PDK device kind."""
+    return e.symbol.rpartition("/")[2].removesuffix(".sym") if e.symbol else _SYMBOL_NAME[e.letter]
+
+
+def pin_number(e: Element, pin: str) -> str:
+    """Pins are numbered in SPICE node order, so KiCad's netlist lists the nodes as SPICE wants."""
+    return PIN_NUMBERS[pin] if not e.shape else str(PIN_NAMES[e.key].index(pin) + 1)
 
 
 # ---- library symbols (lib coordinates: y grows upwards) ----------------------------------------
@@ -54,48 +65,69 @@ def _pin(number: str, x: float, y: float, angle: int, kind: str = "passive") -> 
             f"(name \"~\" {_FONT}) (number {_q(number)} {_FONT}))")
 
 
-def _lib_symbol(letter: str) -> str:
-    name = _SYMBOL_NAME[letter]
-    spice = {"R": ("R", ""), "C": ("C", ""), "G": ("G", "1 2 3 4"), "V": ("V", "")}[letter]
-    props = [("Reference", letter, "(at 2.54 1.27 0)", _FONT), ("Value", name, "(at 2.54 -1.27 0)", _FONT),
+def _line(*pts: tuple[float, float], width: float = 0.254) -> str:
+    xy = " ".join(f"(xy {_mm(x)} {_mm(y)})" for x, y in pts)
+    return f"(polyline (pts {xy}) (stroke (width {width}) (type default) (color 0 0 0 0)) (fill (type none)))"
+
+
+_MOS = [_line((-2.54, 0), (-0.762, 0)), _line((-0.762, 1.905), (-0.762, -1.905)),
+        _line((0, 2.286), (0, -2.286)), _line((0, 1.905), (2.54, 1.905), (2.54, 3.81)),
+        _line((0, -1.905), (2.54, -1.905), (2.54, -3.81)), _line((0, 0), (2.54, 0))]
+_BODIES = {
+    "R": ["(rectangle (start -0.762 -2.286) (end 0.762 2.286) (stroke (width 0.254) (type default) "
+          "(color 0 0 0 0)) (fill (type none)))"],
+    "C": [_line((-1.524, -0.508), (1.524, -0.508), width=0.3048), _line((-1.524, 0.508), (1.524, 0.508), width=0.3048),
+          _line((0, 2.54), (0, 0.508), width=0), _line((0, -2.54), (0, -0.508), width=0)],
+    "G": ["(polyline (pts (xy 0 2.54) (xy 2.54 0) (xy 0 -2.54) (xy -2.54 0) (xy 0 2.54)) (stroke (width 0.254) "
+          "(type default) (color 0 0 0 0)) (fill (type none)))",
+          "(polyline (pts (xy 0 1.27) (xy 0 -1.27) (xy -0.508 -0.508) (xy 0.508 -0.508) (xy 0 -1.27)) "
+          "(stroke (width 0.1524) (type default) (color 0 0 0 0)) (fill (type none)))",
+          "(polyline (pts (xy -3.81 2.54) (xy -2.54 2.54)) (stroke (width 0.1524) (type dash) "
+          "(color 0 0 0 0)) (fill (type none)))",
+          "(polyline (pts (xy -3.81 -2.54) (xy -2.54 -2.54)) (stroke (width 0.1524) (type dash) "
+          "(color 0 0 0 0)) (fill (type none)))",
+          "(text \"+\" (at -3.302 3.302 0) (effects (font (size 1 1))))"],
+    "V": ["(circle (center 0 0) (radius 1.905) (stroke (width 0.254) (type default) (color 0 0 0 0)) "
+          "(fill (type none)))",
+          "(text \"~\" (at 0 0 0) (effects (font (size 1.27 1.27))))",
+          "(text \"+\" (at 0.762 1.016 0) (effects (font (size 1 1))))"],
+    # current flows from pin p through the source to pin m (SPICE's convention): the arrow points down
+    "I": ["(circle (center 0 0) (radius 1.905) (stroke (width 0.254) (type default) (color 0 0 0 0)) "
+          "(fill (type none)))", _line((0, 1.27), (0, -1.27), (-0.508, -0.508), (0.508, -0.508), (0, -1.27))],
+    "nmos": _MOS + [_line((1.27, 0.508), (0.254, 0), (1.27, -0.508))],
+    "pmos": _MOS + ["(circle (center -0.508 0) (radius 0.254) (stroke (width 0.254) (type default) "
+                    "(color 0 0 0 0)) (fill (type none)))", _line((1.27, 0), (2.286, 0.508), (2.286, -0.508), (1.27, 0))],
+    "resistor": ["(rectangle (start -0.762 -2.286) (end 0.762 2.286) (stroke (width 0.254) (type default) "
+                 "(color 0 0 0 0)) (fill (type none)))", _line((-2.54, 0), (-0.762, 0), width=0)],
+}
+_BODIES["capacitor"] = _BODIES["C"]
+
+
+def _pin_angle(x: float, y: float) -> int:
+    """The direction a pin points from its end (x, y) toward the symbol's body."""
+    if abs(y) >= abs(x):
+        return 270 if y > 0 else 90
+    return 0 if x < 0 else 180
+
+
+def _lib_symbol(e: Element) -> str:
+    name = symbol_name(e)
+    prefix = "X" if e.shape else e.letter
+    spice = {"R": ("R", ""), "C": ("C", ""), "G": ("G", "1 2 3 4"), "V": ("V", ""), "I": ("I", "")}.get(
+        e.letter if not e.shape else "", ("X", ""))
+    props = [("Reference", prefix, "(at 2.54 1.27 0)", _FONT), ("Value", name, "(at 2.54 -1.27 0)", _FONT),
              ("Footprint", "", "(at 0 0 0)", _HIDDEN), ("Datasheet", "~", "(at 0 0 0)", _HIDDEN),
              ("Spice_Primitive", spice[0], "(at 0 0 0)", _HIDDEN),
              ("Spice_Netlist_Enabled", "Y", "(at 0 0 0)", _HIDDEN)]
     if spice[1]:
         props.append(("Spice_Node_Sequence", spice[1], "(at 0 0 0)", _HIDDEN))
-    body = {
-        "R": ["(rectangle (start -0.762 -2.286) (end 0.762 2.286) (stroke (width 0.254) (type default) "
-              "(color 0 0 0 0)) (fill (type none)))"],
-        "C": ["(polyline (pts (xy -1.524 -0.508) (xy 1.524 -0.508)) (stroke (width 0.3048) (type default) "
-              "(color 0 0 0 0)) (fill (type none)))",
-              "(polyline (pts (xy -1.524 0.508) (xy 1.524 0.508)) (stroke (width 0.3048) (type default) "
-              "(color 0 0 0 0)) (fill (type none)))",
-              "(polyline (pts (xy 0 2.54) (xy 0 0.508)) (stroke (width 0) (type default) (color 0 0 0 0)) "
-              "(fill (type none)))",
-              "(polyline (pts (xy 0 -2.54) (xy 0 -0.508)) (stroke (width 0) (type default) (color 0 0 0 0)) "
-              "(fill (type none)))"],
-        "G": ["(polyline (pts (xy 0 2.54) (xy 2.54 0) (xy 0 -2.54) (xy -2.54 0) (xy 0 2.54)) (stroke (width 0.254) "
-              "(type default) (color 0 0 0 0)) (fill (type none)))",
-              "(polyline (pts (xy 0 1.27) (xy 0 -1.27) (xy -0.508 -0.508) (xy 0.508 -0.508) (xy 0 -1.27)) "
-              "(stroke (width 0.1524) (type default) (color 0 0 0 0)) (fill (type none)))",
-              "(polyline (pts (xy -3.81 2.54) (xy -2.54 2.54)) (stroke (width 0.1524) (type dash) "
-              "(color 0 0 0 0)) (fill (type none)))",
-              "(polyline (pts (xy -3.81 -2.54) (xy -2.54 -2.54)) (stroke (width 0.1524) (type dash) "
-              "(color 0 0 0 0)) (fill (type none)))",
-              "(text \"+\" (at -3.302 3.302 0) (effects (font (size 1 1))))"],
-        "V": ["(circle (center 0 0) (radius 1.905) (stroke (width 0.254) (type default) (color 0 0 0 0)) "
-              "(fill (type none)))",
-              "(text \"~\" (at 0 0 0) (effects (font (size 1.27 1.27))))",
-              "(text \"+\" (at 0.762 1.016 0) (effects (font (size 1 1))))"],
-    }[letter]
     pins = []
-    for pin, (dx, dy) in PIN_OFFSETS[letter].items():
+    for pin, (dx, dy) in PIN_OFFSETS[e.key].items():
         x, y = dx * SCALE_MM, -dy * SCALE_MM
-        angle = 270 if y > 0 and dx == 0 else 90 if dx == 0 else 0
-        pins.append(_pin(PIN_NUMBERS[pin], x, y, angle))
+        pins.append(_pin(pin_number(e, pin), x, y, _pin_angle(x, y)))
     props_text = " ".join(f"(property {_q(k)} {_q(v)} (id {i}) {at} {eff})" for i, (k, v, at, eff) in enumerate(props))
     return (f"(symbol \"{LIB}:{name}\" (pin_names (offset 0) hide) (in_bom yes) (on_board yes) {props_text} "
-            f"(symbol \"{name}_0_1\" {' '.join(body)}) (symbol \"{name}_1_1\" {' '.join(pins)}))")
+            f"(symbol \"{name}_0_1\" {' '.join(_BODIES[e.key])}) (symbol \"{name}_1_1\" {' '.join(pins)}))")
 
 
 _GND_SYMBOL = (
@@ -134,7 +166,8 @@ def write_schematic(sch: Schematic, dest: IO[str]) -> None:
     out = ["(kicad_sch (version 20211123) (generator cktflow)", f"  (uuid {root})", f"  (paper {_q(paper[0])})",
            f"  (title_block (title {_q(sch.title)}) (comment 1 \"generated by cktflow; H(f) = V(out)/V(in)\"))",
            "  (lib_symbols"]
-    out += ["    " + _lib_symbol(letter) for letter in sorted({s.element.letter for s in sch.symbols})]
+    kinds = {symbol_name(s.element): s.element for s in sch.symbols}
+    out += ["    " + _lib_symbol(kinds[k]) for k in sorted(kinds, key=lambda k: (kinds[k].letter, k))]
     out += ["    " + _GND_SYMBOL, "  )"]
     out += [f"  (junction (at {at(x, y)}) (diameter 0) (color 0 0 0 0))" for x, y in sch.junctions()]
     for w in sch.wires:
@@ -150,7 +183,8 @@ def write_schematic(sch: Schematic, dest: IO[str]) -> None:
     for s in sch.symbols:
         e = s.element
         ref = symbol_reference(e)
-        value = e.spec.lower() if e.value is None else format_spice(e.value)
+        value = (symbol_name(e) if e.shape else e.spec.lower()) if e.value is None else format_spice(e.value)
+        model = e.spec if e.shape else value
         u = uid()
         sx, sy = ox + s.x * SCALE_MM, oy + s.y * SCALE_MM
         props = [("Reference", ref, f"{_mm(sx + 2.54)} {_mm(sy - 1.27)}", _FONT),
@@ -158,15 +192,16 @@ def write_schematic(sch: Schematic, dest: IO[str]) -> None:
                  ("Footprint", "", f"{_mm(sx)} {_mm(sy)}", _HIDDEN),
                  ("Datasheet", "~", f"{_mm(sx)} {_mm(sy)}", _HIDDEN),
                  ("Spice_Primitive", e.letter, f"{_mm(sx)} {_mm(sy)}", _HIDDEN),
-                 ("Spice_Model", value, f"{_mm(sx)} {_mm(sy)}", _HIDDEN),
+                 ("Spice_Model", model, f"{_mm(sx)} {_mm(sy)}", _HIDDEN),
                  ("Spice_Netlist_Enabled", "Y", f"{_mm(sx)} {_mm(sy)}", _HIDDEN)]
+        props += [(k, v, f"{_mm(sx)} {_mm(sy)}", _HIDDEN) for k, v in e.attrs if k != "name"]
         if e.letter == "G":
             props.append(("Spice_Node_Sequence", "1 2 3 4", f"{_mm(sx)} {_mm(sy)}", _HIDDEN))
         props_text = " ".join(f"(property {_q(k)} {_q(v)} (id {i}) (at {xy} 0) {eff})"
                               for i, (k, v, xy, eff) in enumerate(props))
-        pins = " ".join(f"(pin {_q(PIN_NUMBERS[p])} (uuid {uid()}))" for p in PIN_OFFSETS[e.letter])
+        pins = " ".join(f"(pin {_q(pin_number(e, p))} (uuid {uid()}))" for p in PIN_OFFSETS[e.key])
         mirror = " (mirror y)" if s.flip else ""
-        out.append(f"  (symbol (lib_id \"{LIB}:{_SYMBOL_NAME[e.letter]}\") (at {_mm(sx)} {_mm(sy)} 0){mirror} "
+        out.append(f"  (symbol (lib_id \"{LIB}:{symbol_name(e)}\") (at {_mm(sx)} {_mm(sy)} 0){mirror} "
                    f"(unit 1) (in_bom yes) (on_board yes) (uuid {u}) {props_text} {pins})")
         instances.append((u, ref, value))
     for k, g in enumerate(sch.grounds, start=1):
@@ -180,6 +215,10 @@ def write_schematic(sch: Schematic, dest: IO[str]) -> None:
                    f"(property \"Datasheet\" \"\" (id 3) (at {_mm(gx)} {_mm(gy)} 0) {_HIDDEN}) "
                    f"(pin \"1\" (uuid {uid()})))")
         instances.append((u, ref, "GND"))
+    for p in sch.ports:
+        shape = {"inp": "input", "inn": "input", "out": "output"}.get(p.net, "bidirectional")
+        out.append(f"  (hierarchical_label {_q(p.net)} (shape {shape}) (at {at(p.x, p.y)} 180) "
+                   f"(effects (font (size 1.27 1.27)) (justify right)) (uuid {uid()}))")
     out.append("  (sheet_instances (path \"/\" (page \"1\")))")
     out.append("  (symbol_instances")
     for u, ref, value in sorted(instances, key=lambda t: t[1]):

@@ -23,7 +23,7 @@ from ..circuit import Circuit, load_pdk
 from ..circuit.pdk import Pdk
 from .elements import GROUND, SOURCE_NODE, Element, circuit_elements
 
-__all__ = ["PIN_OFFSETS", "PlacedSymbol", "Wire", "Label", "Ground", "Text", "Schematic", "place"]
+__all__ = ["PIN_OFFSETS", "PlacedSymbol", "Wire", "Label", "Ground", "Text", "Schematic", "place", "place_devices"]
 
 #: Pin offsets from a symbol's origin (unflipped), in xschem units, per element letter.
 PIN_OFFSETS = {
@@ -31,6 +31,13 @@ PIN_OFFSETS = {
     "C": {"p": (0, -30), "m": (0, 30)},
     "V": {"p": (0, -30), "m": (0, 30)},
     "G": {"p": (0, -30), "m": (0, 30), "cp": (-40, -20), "cm": (-40, 20)},
+    "I": {"p": (0, -30), "m": (0, 30)},
+    # PDK devices, as the sky130 xschem symbols place their pins (nfet_01v8.sym, pfet_01v8.sym,
+    # cap_mim_m3_1.sym, res_high_po.sym): a PMOS has its source on top
+    "nmos": {"d": (20, -30), "g": (-20, 0), "s": (20, 30), "b": (20, 0)},
+    "pmos": {"d": (20, 30), "g": (-20, 0), "s": (20, -30), "b": (20, 0)},
+    "capacitor": {"c0": (0, -30), "c1": (0, 30)},
+    "resistor": {"r0": (0, -30), "r1": (0, 30), "b": (-20, 0)},
 }
 
 _COLUMN = 90          # horizontal pitch between devices of a group (room for "1.5Meg" beside a symbol)
@@ -49,11 +56,11 @@ class PlacedSymbol:
     flip: bool = False      # mirrored left-right
 
     def pin(self, name: str) -> tuple[int, int]:
-        dx, dy = PIN_OFFSETS[self.element.letter][name]
+        dx, dy = PIN_OFFSETS[self.element.key][name]
         return (self.x - dx if self.flip else self.x + dx, self.y + dy)
 
     def pins(self) -> dict[str, tuple[int, int]]:
-        return {n: self.pin(n) for n in PIN_OFFSETS[self.element.letter]}
+        return {n: self.pin(n) for n in PIN_OFFSETS[self.element.key]}
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,7 @@ class Schematic:
     labels: list[Label] = field(default_factory=list)
     grounds: list[Ground] = field(default_factory=list)
     texts: list[Text] = field(default_factory=list)
+    ports: list[Label] = field(default_factory=list)     # a subcircuit's ports (pins by name)
 
     def bbox(self) -> tuple[int, int, int, int]:
         """(xmin, ymin, xmax, ymax) over every placed point, symbols' extent included."""
@@ -105,7 +113,7 @@ class Schematic:
         for w in self.wires:
             xs += [w.x1, w.x2]
             ys += [w.y1, w.y2]
-        for p in [*self.labels, *self.grounds, *self.texts]:
+        for p in [*self.labels, *self.grounds, *self.texts, *self.ports]:
             xs.append(p.x)
             ys.append(p.y)
         return min(xs), min(ys), max(xs), max(ys) + 20
@@ -327,4 +335,32 @@ def place(c: Circuit, pdk: Pdk | None = None, title: str = "circuit") -> Schemat
         put(group, left, dy, mirror=c.nodes[i].kind.feedback)
         top = dy + group.top
     sch.texts.append(Text(0, 100, f"{title}: H(f) = V(out)/V(in), 1 V AC at in"))
+    return sch
+
+
+_DEVICE_PITCH = 200   # grid pitch of place_devices: a device, its stubs and their labels fit in it
+_STUB = 20            # length of the wire from a pin to its net label
+
+
+def place_devices(elements: list[Element], title: str, ports: tuple[str, ...] = (), columns: int = 6) -> Schematic:
+    """A transistor-level schematic: devices on a grid, every pin on a short wire ending in a label
+    of its net (nets join by name, so no wire crosses another), the subcircuit's ports in a column
+    at the left. A designer rearranges it in the tool; what matters is that it is complete and
+    connected exactly as the netlist."""
+    sch = Schematic(title=title)
+    for k, e in enumerate(elements):
+        sym = PlacedSymbol(e, (k % columns) * _DEVICE_PITCH, (k // columns) * _DEVICE_PITCH)
+        sch.symbols.append(sym)
+        for pin, net in e.pins.items():
+            px, py = sym.pin(pin)
+            dx, dy = PIN_OFFSETS[e.key][pin]
+            if abs(dx) >= abs(dy):          # a side pin: the stub leaves sideways
+                ex, ey = px + (_STUB if dx > 0 else -_STUB), py
+            else:                           # a top or bottom pin: the stub leaves vertically
+                ex, ey = px, py + (_STUB if dy > 0 else -_STUB)
+            sch.wires.append(Wire(px, py, ex, ey, net))
+            sch.labels.append(Label(ex, ey, net, ex >= px))
+    for k, net in enumerate(ports):
+        sch.ports.append(Label(-_DEVICE_PITCH, k * 40, net, False))
+    sch.texts.append(Text(-_DEVICE_PITCH, -100, title))
     return sch

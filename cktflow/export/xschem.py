@@ -20,10 +20,13 @@ from ..circuit.pdk import Pdk
 from ..units import format_spice
 from .layout import Schematic, place
 
-__all__ = ["write", "write_schematic", "xschem_netlist", "XschemError", "SYMBOLS", "GROUND_LABEL"]
+__all__ = ["write", "write_schematic", "xschem_netlist", "XschemError", "SYMBOLS", "PORT_SYMBOLS", "GROUND_LABEL"]
 
 #: xschem symbol per SPICE element letter (from xschem_library/devices).
-SYMBOLS = {"R": "devices/res.sym", "C": "devices/capa.sym", "G": "devices/vccs.sym", "V": "devices/vsource.sym"}
+SYMBOLS = {"R": "devices/res.sym", "C": "devices/capa.sym", "G": "devices/vccs.sym", "V": "devices/vsource.sym",
+           "I": "devices/isource.sym"}
+#: xschem port symbol per port name of an amplifier subcircuit (others: iopin).
+PORT_SYMBOLS = {"inp": "devices/ipin.sym", "inn": "devices/ipin.sym", "out": "devices/opin.sym"}
 #: gnd.sym names its net GND, which ngspice (like every SPICE) treats as the ground node.
 GROUND_LABEL = "GND"
 
@@ -47,9 +50,15 @@ def write_schematic(sch: Schematic, dest: IO[str]) -> None:
         out.append(f"N {w.x1} {w.y1} {w.x2} {w.y2} {{lab={net}}}")
     for s in sch.symbols:
         e = s.element
+        if e.symbol:      # a PDK device: the PDK's own symbol and its attributes
+            attrs = " ".join(f"{k}={_quote(v)}" for k, v in e.attrs)
+            out.append(f"C {{{e.symbol}}} {s.x} {s.y} 0 {int(s.flip)} {{{attrs}}}")
+            continue
         value = e.spec if e.value is None else format_spice(e.value)
         attrs = f"name={e.name} value={_quote(value)}"
         out.append(f"C {{{SYMBOLS[e.letter]}}} {s.x} {s.y} 0 {int(s.flip)} {{{attrs}}}")
+    for k, p in enumerate(sch.ports, start=1):
+        out.append(f"C {{{PORT_SYMBOLS.get(p.net, 'devices/iopin.sym')}}} {p.x} {p.y} 0 0 {{name=p{k} lab={p.net}}}")
     for k, g in enumerate(sch.grounds, start=1):
         out.append(f"C {{devices/gnd.sym}} {g.x} {g.y} 0 0 {{name=lg{k} lab={GROUND_LABEL}}}")
     for k, lb in enumerate(sch.labels, start=1):

@@ -19,7 +19,8 @@ from spice_sim.safety import CheckedNetlist, check_netlist
 
 from ..technology import DeviceKind, DeviceSizeError, Technology
 
-__all__ = ["check_transistor_netlist", "pdk_instances", "passive_area_um2", "PdkInstance", "spice_number"]
+__all__ = ["check_transistor_netlist", "pdk_instances", "passive_area_um2", "PdkInstance", "spice_number",
+           "logical_lines"]
 
 _NUM = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)(meg|mil|[tgkmunpf])?[a-z]*$", re.I)
 _SCALE = {None: 1.0, "t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "m": 1e-3, "u": 1e-6, "n": 1e-9,
@@ -34,7 +35,8 @@ def spice_number(text: str) -> float | None:
     return float(m.group(1)) * _SCALE[m.group(2).lower() if m.group(2) else None]
 
 
-def _logical_lines(text: str) -> list[tuple[int, str]]:
+def logical_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, text) of every SPICE line: continuations joined, comments dropped."""
     out: list[tuple[int, str]] = []
     for no, raw in enumerate(text.splitlines(), start=1):
         s = raw.strip()
@@ -86,7 +88,7 @@ def passive_area_um2(text: str, tech: Technology, subckt: str, params: dict[str,
 def _scan(text: str, tech: Technology, source: str, params: dict[str, float] | None) -> list[PdkInstance]:
     found: list[PdkInstance] = []
     inside: str | None = None
-    lines = _logical_lines(text)
+    lines = logical_lines(text)
     subckts = {ln.split()[1].lower() for _, ln in lines if ln.lower().startswith(".subckt") and len(ln.split()) > 1}
     models = {ln.split()[1].lower() for _, ln in lines if ln.lower().startswith(".model") and len(ln.split()) > 1}
     known = {k.lower(): float(v) for k, v in (params or {}).items()}
