@@ -71,10 +71,11 @@ CONDITION_FIELDS = {"vdd": "V", "vcm": "V", "load_cap": "F", "corners": None, "t
 @dataclass(frozen=True)
 class SpecConditions:
     """Where a transistor-level spec must hold: every corner at every temperature, at one supply,
-    input common mode and load. None: the PDK's nominal supply, vdd/2, the default corner, 27 C."""
+    input common mode and load. None: the circuit's own conditions, else the PDK's nominal supply,
+    vdd/2; no corners: the PDK's default corner."""
     vdd: float | None = None
     vcm: float | None = None
-    load_cap: float = 5e-12
+    load_cap: float | None = None   # None: the circuit's own (a template's), else 5 pF
     corners: tuple[str, ...] = ()
     temperatures: tuple[float, ...] = (27.0,)
     vstep: float = 0.3              # the follower's input step (slew, settling)

@@ -4,22 +4,14 @@ temperature, the worst case, exit codes 0/1/2, and bad input refused before anyt
 from __future__ import annotations
 
 import json
-import os
-import warnings
 
 import pytest
 from click.testing import CliRunner
 
 from cktflow.resources import templates_dir
-from cktflow.technology import load_technology
+from pdk_required import require_pdk
 
-TECH = load_technology("sky130")
-if not TECH.is_installed():
-    _why = f"the sky130 PDK is not installed in {TECH.install_dir}: run `cktflow pdk install sky130`"
-    if os.environ.get("CKTFLOW_REQUIRE_PDK"):
-        raise RuntimeError(_why)
-    warnings.warn(_why)
-    pytest.skip(_why, allow_module_level=True)
+require_pdk()
 
 from cli import main  # noqa: E402
 
@@ -77,10 +69,16 @@ def test_pdk_option_and_ports_in_any_order(tmp_path):
     other.write_text(text)
     s = tmp_path / "plain.yaml"
     s.write_text("targets: {gain_db: {min: 30dB}}\n")     # a behavioural-looking spec, moved by --pdk
-    r = run("--spec", str(s), "--pdk", "sky130", "--json", str(OTA), str(other))
+    from cktflow.transistor import from_template
+    as_json = tmp_path / "ota.json"                      # the transistor circuit JSON of the same template
+    as_json.write_text(from_template("ota5t").to_json())
+    r = run("--spec", str(s), "--pdk", "sky130", "--json", str(OTA), str(other), str(as_json))
     assert r.exit_code == 0, r.output
-    a, b = (x["conditions"][0]["performance"] for x in json.loads(r.output)["results"])
+    a, b, c = (x["conditions"][0]["performance"] for x in json.loads(r.output)["results"])
     assert b["gain_db"] == pytest.approx(a["gain_db"], abs=1e-9)
+    assert c["gain_db"] == pytest.approx(a["gain_db"], abs=1e-9)
+    # the template's own conditions apply where the spec names none (vcm 1.1 V, 5 pF)
+    assert json.loads(r.output)["results"][0]["conditions"][0]["conditions"]["vcm"] == 1.1
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -88,7 +86,7 @@ def test_pdk_option_and_ports_in_any_order(tmp_path):
     ((".param w_in=4", ".param w_in=0.2"), "w=0.2 is outside the PDK's range"),
     ((".subckt ota5t", ".include /etc/passwd\n.subckt ota5t"), "/etc/passwd"),
     ((".ends ota5t", ".ends ota5t\n.control\nshell touch {marker}\n.endc"), ".control"),
-    ((".subckt ota5t inp inn out vdd vss", ".subckt ota5t inp inn out vdd"), "no subcircuit with the ports"),
+    ((".subckt ota5t inp inn out vdd vss", ".subckt ota5t inp inn out vdd"), "lacks port(s) vss"),
 ])
 def test_bad_circuits_exit_2_naming_the_line_and_nothing_runs(tmp_path, edit, message):
     marker = tmp_path / "pwned"

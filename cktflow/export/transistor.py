@@ -27,7 +27,7 @@ from . import kicad, xschem
 from .elements import Element
 from .layout import Schematic, place_devices
 
-__all__ = ["TRANSISTOR_FORMATS", "transistor_elements", "transistor_schematic", "write_xschem", "write_kicad",
+__all__ = ["TRANSISTOR_FORMATS", "transistor_text", "transistor_elements", "transistor_schematic", "write_xschem", "write_kicad",
            "export_transistor"]
 
 #: Format name -> file name suffix (after the subcircuit's name).
@@ -108,7 +108,7 @@ def write_kicad(c: TransistorCircuit, dest: IO[str]) -> None:
     kicad.write_schematic(transistor_schematic(c), dest)
 
 
-def _text(c: TransistorCircuit, fmt: str) -> str:
+def transistor_text(c: TransistorCircuit, fmt: str) -> str:
     if fmt == "spice":
         return c.standalone_subckt()
     if fmt == "testbench":
@@ -134,7 +134,7 @@ def export_transistor(c: TransistorCircuit, outdir: str | Path,
     written = {}
     for fmt in formats:
         path = outdir / f"{c.name}{TRANSISTOR_FORMATS[fmt]}"
-        atomic_write_text(path, _text(c, fmt))
+        atomic_write_text(path, transistor_text(c, fmt))
         written[fmt] = path
     if "testbench" in formats:
         written["spiceinit"] = outdir / ".spiceinit"

@@ -23,7 +23,8 @@ from spice_sim.measure import Performance
 
 from ..spec import CheckRow, Spec, SpecConditions
 from ..technology import PdkNotInstalledError, Technology, load_technology
-from ..transistor import Conditions, OpampMetrics, check_transistor_netlist
+from ..transistor import (CircuitFileError, Conditions, OpampMetrics, SizingError, TransistorCircuit,
+                          TransistorFormatError, read_subckt)
 from ..transistor.jobs import OpampJob
 from .verify import InputError
 
@@ -37,7 +38,7 @@ DEFAULT_TIMEOUT_S = 180.0
 @dataclass
 class TransistorDesign:
     source: str
-    circuit: "_SubcktFile"
+    circuit: TransistorCircuit
     notes: list[str] = field(default_factory=list)
 
 
@@ -55,52 +56,35 @@ def load_transistor_design(path: str | Path, pdk: str) -> TransistorDesign:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     try:
-        circuit = _SubcktFile.parse(text, str(path), tech)
-    except (NetlistError, UnsafeNetlistError) as exc:
-        raise InputError(str(exc)) from None
+        if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
+            circuit = TransistorCircuit.from_json(text, source=str(path))
+        else:
+            circuit = read_subckt(text, source=str(path), pdk=tech.name)
+    except (CircuitFileError, TransistorFormatError, SizingError, NetlistError, UnsafeNetlistError) as exc:
+        raise InputError(_behavioural_hint(str(exc), text)) from None
+    if circuit.pdk != tech.name:
+        raise InputError(f"{path}: a circuit on PDK {circuit.pdk}, the spec asks for {tech.name}")
     return TransistorDesign(str(path), circuit)
 
 
-PORTS = ("inp", "inn", "out", "vdd", "vss")
+def _behavioural_hint(message: str, text: str) -> str:
+    """A behavioural circuit JSON given at transistor level says so instead of a format error."""
+    if '"nodes"' in text and '"format"' not in text:
+        return message + " (this looks like a behavioural circuit: verify it with a spec that names no transistor PDK)"
+    return message
 
 
-@dataclass
-class _SubcktFile:
-    """A user's SPICE file defining an op-amp subcircuit (interim reader)."""
-    text: str
-    name: str
-    params: dict
-
-    @classmethod
-    def parse(cls, text: str, source: str, tech: Technology) -> "_SubcktFile":
-        from ..transistor.bench import _deck_params
-        check_transistor_netlist(text, tech, source=source)
-        found = []
-        for no, raw in enumerate(text.splitlines(), 1):
-            toks = raw.split()
-            if toks and toks[0].lower() == ".subckt" and len(toks) > 1:
-                ports = [t.lower() for t in toks[2:] if "=" not in t]
-                if sorted(ports) == sorted(PORTS):
-                    found.append((no, toks[1], ports))
-        if not found:
-            raise NetlistError(f"{source}: no subcircuit with the ports {' '.join(PORTS)} "
-                               "(write `.subckt NAME inp inn out vdd vss`)")
-        no, name, ports = found[-1]
-        body = text
-        if ports != list(PORTS):   # the testbench connects by position: wrap to the standard order
-            body += (f"\n.subckt {name}_std {' '.join(PORTS)}\nxstd {' '.join(ports)} {name}\n.ends {name}_std")
-            name = f"{name}_std"
-        return cls(body, name, _deck_params(text))
-
-    def dut(self) -> tuple[str, str, dict]:
-        return self.text, self.name, dict(self.params)
-
-
-def conditions_of(spec: Spec, tech: Technology) -> list[Conditions]:
-    """Every condition the spec must hold at: corners x temperatures, in the spec's order."""
+def conditions_of(spec: Spec, tech: Technology, circuit: TransistorCircuit | None = None) -> list[Conditions]:
+    """Every condition the spec must hold at: corners x temperatures, in the spec's order. What the
+    spec leaves open (common mode, load) comes from the circuit's own conditions (a template's
+    `*@ conditions` line), else the defaults (vdd/2, 5 pF)."""
     c = spec.conditions or SpecConditions()
+    own = dict(circuit.conditions) if circuit is not None else {}
     corners = c.corners or (tech.default_corner,)
-    return [Conditions(corner=k, temp_c=t, vdd=c.vdd, vcm=c.vcm, cl=c.load_cap, vstep=c.vstep,
+    vcm = c.vcm if c.vcm is not None else own.get("vcm")
+    vdd = c.vdd if c.vdd is not None else own.get("vdd")
+    cl = c.load_cap if c.load_cap is not None else own.get("cl", Conditions.cl)
+    return [Conditions(corner=k, temp_c=t, vdd=vdd, vcm=vcm, cl=cl, vstep=c.vstep,
                        spot_hz=c.noise_freq).resolved(tech)
             for k in corners for t in c.temperatures]
 
@@ -156,7 +140,7 @@ def verify_transistor(design: TransistorDesign, spec: Spec, simulator,
     tech = load_technology(spec.pdk)
     dut, name, params = design.circuit.dut()
     results = []
-    for cond in conditions_of(spec, tech):
+    for cond in conditions_of(spec, tech, design.circuit):
         if progress:
             progress(f"{design.source}: {cond.label}")
         t0 = time.perf_counter()

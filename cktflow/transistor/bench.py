@@ -25,7 +25,7 @@ from spice_sim.metrics import METRIC_UNITS
 
 from ..resources import templates_dir
 from ..technology import Technology, load_technology
-from .netlist import check_transistor_netlist, passive_area_um2
+from .netlist import check_transistor_netlist, logical_lines, passive_area_um2, spice_number
 
 __all__ = ["Conditions", "OpampMetrics", "OpampBench", "model_library", "AC_START_HZ", "AC_STOP_HZ"]
 
@@ -259,10 +259,11 @@ class OpampBench:
 
 
 def _deck_params(text: str) -> dict[str, float]:
-    """The numeric global .param values of a template (its conditions' defaults)."""
-    from .netlist import spice_number
+    """The numeric global .param values of a template (its conditions' defaults), continuation
+    lines included."""
+
     out = {}
-    for ln in text.splitlines():
+    for _, ln in logical_lines(text):
         if ln.lower().startswith(".param"):
             for tok in ln[6:].split():
                 if "=" in tok:
