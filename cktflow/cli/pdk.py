@@ -156,13 +156,14 @@ def characterize_command(name, devices, corner, temp_c, lengths, vgs, vds, vsb, 
         # the first job of each worker loads the library (seconds on a busy machine): a generous limit;
         # one job per actor call: a job takes tens of ms, so every worker gets work even on a small grid
         # and each chunk is stored as soon as it is done
-        with open_pool(ray_address=ray_address, num_workers=workers, timeout_s=600, progress=False,
-                       chunk_size=1) as pool:
-            try:
-                run = characterize(kinds, grid, pdk=tech, corner=corner, temp_c=temp_c, pool=pool,
-                                   progress=not as_json)
-            except CharacterizeError as exc:
-                raise InternalProblem(str(exc)) from None
+        # (not `with`: Ray starts on the first job, so a table already in the cache costs no start-up)
+        pool = open_pool(ray_address=ray_address, num_workers=workers, timeout_s=600, progress=False, chunk_size=1)
+        try:
+            run = characterize(kinds, grid, pdk=tech, corner=corner, temp_c=temp_c, pool=pool, progress=not as_json)
+        except CharacterizeError as exc:
+            raise InternalProblem(str(exc)) from None
+        finally:
+            pool.close()
     summary = {"pdk": tech.name, "version": (tech.install or {}).get("version"), "grid": grid.to_dict(),
                "chunks": run.chunks, "computed": run.computed, "reused": run.reused,
                "points_simulated": run.points_simulated, "seconds": time.perf_counter() - t0,

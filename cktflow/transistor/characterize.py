@@ -29,14 +29,13 @@ import numpy as np
 from spice_sim.analyses import Session
 from spice_sim.errors import SimulationError
 
-from ..cache import cache_dir
 from ..fsutil import atomic_path, atomic_write_text
 from ..technology import Technology, load_technology
 from .bench import model_library
-from .gmid import QUANTITIES, Grid, GmIdTable
+from .gmid import QUANTITIES, Grid, GmIdTable, resolve_device, table_dir
 
-__all__ = ["CharacterizeJob", "ChunkResult", "CharacterizeRun", "CharacterizeError", "characterize",
-           "table_dir", "table_path", "tables_root", "mosfet_kinds", "MAX_DECKS"]
+__all__ = ["CharacterizeJob", "ChunkResult", "CharacterizeRun", "CharacterizeError", "characterize", "mosfet_kinds",
+           "MAX_DECKS"]
 
 #: Decks (one per PDK and corner) a worker keeps loaded.
 MAX_DECKS = 2
@@ -157,36 +156,6 @@ def _deck(engine, pdk: str, corner: str) -> tuple[_Deck, bool]:
 
 # -- the cache -------------------------------------------------------------------------------------
 
-def _resolve(device: str, pdk: str | Technology, corner: str | None, temp_c: float | None):
-    tech = pdk if isinstance(pdk, Technology) else load_technology(pdk)
-    dev = tech.device(device)
-    if dev.type not in ("nmos", "pmos"):
-        raise ValueError(f"{dev.name} is a {dev.type}, not a transistor")
-    corner = corner or tech.default_corner
-    if corner not in tech.corners:
-        raise ValueError(f"unknown corner '{corner}' for PDK {tech.name} (known: {', '.join(tech.corners)})")
-    return tech, dev, corner, float(tech.temperature_c if temp_c is None else temp_c)
-
-
-def tables_root() -> Path:
-    """Where the gm/Id tables live by default."""
-    return cache_dir() / "gmid"
-
-
-def table_dir(device: str, *, pdk: str | Technology = "sky130", corner: str | None = None,
-              temp_c: float | None = None, grid: Grid = Grid(), root: Path | None = None) -> Path:
-    """The cache folder of one table: keyed by PDK and its version, device, corner, temperature, grid.
-    `root`: where the tables live (default <cktflow cache>/gmid)."""
-    tech, dev, corner, temp_c = _resolve(device, pdk, corner, temp_c)
-    version = (tech.install or {}).get("version", "0")
-    root = Path(root) if root is not None else tables_root()
-    return root / f"{tech.name}-{version}" / dev.name / f"{corner}_{temp_c:g}C_{grid.key()}"
-
-
-def table_path(device: str, **kwargs) -> Path:
-    return table_dir(device, **kwargs) / "table.npz"
-
-
 class _Store:
     """The chunk files of one table and their assembly."""
 
@@ -251,7 +220,7 @@ def characterize(devices: str | Sequence[str], grid: Grid = Grid(), *, pdk: str 
     stores: dict[str, tuple[_Store, Grid, str, float]] = {}
     jobs: list[CharacterizeJob] = []
     for name in devices:
-        _, dev, corner_d, temp_d = _resolve(name, tech, corner, temp_c)
+        _, dev, corner_d, temp_d = resolve_device(name, tech, corner, temp_c)
         lengths = [x for x in grid.lengths if x >= dev.limits["l"][0] - 1e-9]
         if not lengths:
             raise ValueError(f"{dev.name}: no length of the grid is at least its minimum L {dev.limits['l'][0]:g} um")

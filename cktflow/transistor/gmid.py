@@ -21,7 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Grid", "GmIdTable", "OutsideGridError", "QUANTITIES", "DESIGN_QUANTITIES"]
+from ..cache import cache_dir
+from ..technology import Technology, load_technology
+
+__all__ = ["Grid", "GmIdTable", "OutsideGridError", "QUANTITIES", "DESIGN_QUANTITIES", "table_dir", "table_path",
+           "tables_root", "resolve_device"]
 
 #: What ngspice reports per point (magnitudes), stored in every table.
 QUANTITIES = ("id", "gm", "gds", "gmbs", "cgg", "vdsat", "vth")
@@ -143,7 +147,6 @@ class GmIdTable:
         if path is None:
             if device is None:
                 raise ValueError("GmIdTable.load needs a path or a device")
-            from .characterize import table_path
             path = table_path(device, pdk=pdk, corner=corner, temp_c=temp_c, grid=grid or Grid(), root=root)
             if not path.is_file():
                 raise FileNotFoundError(f"no cached gm/Id table for {device} ({path}); run `cktflow pdk characterize "
@@ -202,6 +205,40 @@ class GmIdTable:
         return {"vgs": vgs, "l_um": float(l_um), "vds": float(vds), "vsb": float(vsb),
                 **{n: _interp(vgs, v, c[n], n in _LOG) for n in DESIGN_QUANTITIES if n != "gm_id"},
                 "gm_id": float(gm_id)}
+
+
+# -- where tables are cached ---------------------------------------------------------------------
+
+def resolve_device(device: str, pdk: str | Technology, corner: str | None, temp_c: float | None):
+    """(technology, device kind, corner, temperature) with the PDK's defaults filled in; a ValueError
+    for a device that is not a transistor or an unknown corner, a KeyError for an unknown device."""
+    tech = pdk if isinstance(pdk, Technology) else load_technology(pdk)
+    dev = tech.device(device)
+    if dev.type not in ("nmos", "pmos"):
+        raise ValueError(f"{dev.name} is a {dev.type}, not a transistor")
+    corner = corner or tech.default_corner
+    if corner not in tech.corners:
+        raise ValueError(f"unknown corner '{corner}' for PDK {tech.name} (known: {', '.join(tech.corners)})")
+    return tech, dev, corner, float(tech.temperature_c if temp_c is None else temp_c)
+
+
+def tables_root() -> Path:
+    """Where the gm/Id tables live by default."""
+    return cache_dir() / "gmid"
+
+
+def table_dir(device: str, *, pdk: str | Technology = "sky130", corner: str | None = None,
+              temp_c: float | None = None, grid: Grid = Grid(), root: Path | None = None) -> Path:
+    """The cache folder of one table: keyed by PDK and its version, device, corner, temperature, grid.
+    `root`: where the tables live (default <cktflow cache>/gmid)."""
+    tech, dev, corner, temp_c = resolve_device(device, pdk, corner, temp_c)
+    version = (tech.install or {}).get("version", "0")
+    root = Path(root) if root is not None else tables_root()
+    return root / f"{tech.name}-{version}" / dev.name / f"{corner}_{temp_c:g}C_{grid.key()}"
+
+
+def table_path(device: str, **kwargs) -> Path:
+    return table_dir(device, **kwargs) / "table.npz"
 
 
 def _weights(axis: np.ndarray, x: float, name: str, shown: float, values, unit: str) -> list[tuple[int, float]]:
