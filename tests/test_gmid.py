@@ -131,6 +131,16 @@ def test_design_point_lookup_and_errors(tables):
             bad()
 
 
+def test_the_temperature_reaches_the_simulation(tables, tmp_path):
+    grid = Grid(lengths=(0.5,), vgs=SMALL.vgs, vds=SMALL.vds)
+    hot = chz.characterize("nfet_01v8", grid, temp_c=85, engine=get_engine(), root=tmp_path).tables["nfet_01v8"]
+    cold = tables["nfet_01v8"]
+    assert hot.temp_c == 85 and "85C" in str(gmid.table_dir("nfet_01v8", temp_c=85, grid=grid, root=tmp_path))
+    m = int(np.argmin(abs(SMALL.vgs_values - 1.5)))
+    assert np.all(hot.data["vth"][0, 0] < cold.data["vth"][0, 0] - 0.02)     # vth falls with temperature
+    assert np.all(hot.data["id"][0, 0, 9:, m] < cold.data["id"][0, 0, 9:, m])  # mobility: less current in strong inversion
+
+
 def test_save_and_load(tables, tmp_path):
     tab = tables["pfet_01v8"]
     back = GmIdTable.load(tab.save(tmp_path / "p.npz"))
