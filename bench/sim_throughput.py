@@ -16,6 +16,11 @@ the unity-gain follower's transient too (what verification runs and specs on ove
 
     python bench/sim_throughput.py [--n 2000] [--seed 1] [--workers N] [--build-n 10000] [--json]
     python bench/sim_throughput.py --stability 1000
+    python bench/sim_throughput.py --sky130 24 [--workers 2] [--rounds 2]
+
+--sky130 N is the transistor-level row instead (bench/sky130_row.py): N full measurements of the
+sky130 two-stage Miller op-amp (op, AC, swing, noise, step), each with other sizes, by (i) one
+in-process ngspice, (ii) the Ray pool, (iii) `ngspice -b` per self-contained deck.
 
 The machine may be shared: figures are for the load at the time and are pessimistic then. With
 Linux's sched_autogroup, all processes of one session share one CPU share, so on a busy machine
@@ -218,7 +223,12 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--stability", type=int, default=0, metavar="N",
                     help="only price the usable-in-feedback measurements on N circuits (see the docstring)")
+    ap.add_argument("--sky130", type=int, default=0, metavar="N",
+                    help="only the sky130 row: N op-amp measurements per method (see the docstring)")
     args = ap.parse_args()
+    if args.sky130:
+        sky130(args.sky130, args.workers or os.cpu_count() or 1, max(1, args.rounds), args.json)
+        return
     if args.stability:
         ms = stability_cost(args.stability, args.seed, max(1, args.rounds))
         if args.json:
@@ -272,6 +282,43 @@ def main() -> None:
     if args.build_n:
         d = out["dataset_build"]
         print(f"  cktflow dataset build --n {d['n']} from nothing (Ray start-up included): {d['seconds']:.1f} s")
+
+
+def sky130(n: int, workers: int, rounds: int, as_json: bool) -> None:
+    """The sky130 row: (i), (ii), (iii) of bench/sky130_row.py side by side, with their ratios."""
+    import sky130_row
+
+    out: dict = {"n": n, "cpus": os.cpu_count(), "load_avg_1min_at_start": os.getloadavg()[0]}
+    with tempfile.TemporaryDirectory(prefix="cks-") as tmp:   # short: Ray's socket paths live below it
+        cmp = sky130_row.compare(n, workers, rounds, Path(tmp))
+    (si, fi, ci), (sii, fii, cii), (siii, fiii, ciii) = (cmp["totals"][k] for k in ("i", "ii", "iii"))
+    out.update({
+        "i_in_process": _figures(si, fi, ci, n),
+        "ii_pool": {**_figures(sii, fii, cii, n), "workers": cmp["workers"], "cores_used": cii / sii},
+        "iii_ngspice_b": _figures(siii, fiii, ciii, n),
+        "ray_start_s": cmp["ray_start_s"], "pool_warm_s": cmp["pool_warm_s"],
+        "worker_library_load_s": cmp["worker_load_s"], "in_process_library_load_s": cmp["in_process_load_s"],
+        "ratio_ii_over_i": si / sii, "ratio_ii_over_iii": siii / sii, "ratio_i_over_iii": siii / si,
+        "load_avg_1min_at_end": os.getloadavg()[0],
+    })
+    if as_json:
+        print(json.dumps(out, indent=2))
+        return
+    print(f"{n} full measurements of the sky130 two-stage Miller op-amp (op, AC, swing, noise, step; sizes varied) "
+          f"in {rounds} interleaved rounds, {out['cpus']} CPUs, load average {out['load_avg_1min_at_start']:.2f} at "
+          f"start, {out['load_avg_1min_at_end']:.2f} at end")
+    for key, label in (("i_in_process", "(i) one in-process ngspice"),
+                       ("ii_pool", f"(ii) Ray pool, {cmp['workers']} workers"),
+                       ("iii_ngspice_b", "(iii) ngspice -b per deck")):
+        d = out[key]
+        print(f"  {label:<30} {d['seconds']:8.2f} s  {d['sims_per_s']:7.3f} measurements/s  "
+              f"{d['cpu_ms_per_sim']:7.0f} CPU ms each  failures {d['failures']}")
+    print(f"  not in the figures: Ray start-up {out['ray_start_s']:.1f} s; the library + testbench load "
+          f"{out['in_process_library_load_s']:.1f} s in this process, "
+          f"{', '.join(f'{x:.1f}' for x in out['worker_library_load_s'])} s in the workers; the pool's workers "
+          f"used {out['ii_pool']['cores_used']:.2f} cores while (ii) ran")
+    print(f"  ratios: (ii)/(i) = {out['ratio_ii_over_i']:.2f}x   (ii)/(iii) = {out['ratio_ii_over_iii']:.1f}x   "
+          f"(i)/(iii) = {out['ratio_i_over_iii']:.1f}x")
 
 
 if __name__ == "__main__":

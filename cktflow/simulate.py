@@ -33,15 +33,16 @@ STABILITY_VERSION = "stab1"
 
 
 def open_pool(ray_address: str | None = None, num_workers: int | None = None, timeout_s: float = 30.0,
-              progress: bool = True):
+              progress: bool = True, chunk_size: int | None = None):
     """A SimPool whose embedded Ray keeps its session files in the cktflow cache (not /tmp/ray).
 
     With `ray_address` (or RAY_ADDRESS in the environment) it joins that cluster instead. Use it as a
-    context manager so Ray is shut down afterwards.
+    context manager so Ray is shut down afterwards. `chunk_size`: jobs per actor call (default: the
+    pool's guided sizes, made for millisecond jobs; 1 suits jobs of tens of milliseconds or more).
     """
     from spice_sim.pool import SimPool
     return SimPool(num_workers=num_workers, address=ray_address, timeout_s=timeout_s,
-                   temp_dir=cache_dir() / "ray", progress=progress)
+                   temp_dir=cache_dir() / "ray", progress=progress, chunk_size=chunk_size)
 
 
 def simulate(circuits: Sequence[Circuit], pool=None, *, keep_waveform: bool = False, progress: bool = True,

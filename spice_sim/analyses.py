@@ -32,7 +32,7 @@ import numpy as np
 from .engine import NgSpiceEngine, _first_error
 from .errors import NetlistError, SimulationError
 
-__all__ = ["ModelLibrary", "Session", "OpPoint", "DeviceOp", "Sweep", "NoiseData", "mos_instances"]
+__all__ = ["ModelLibrary", "Session", "OpPoint", "DeviceOp", "Sweep", "GridSweep", "NoiseData", "mos_instances"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,17 @@ class OpPoint:
 class Sweep:
     """The scale of an analysis (frequency, time or the swept source's value) and vectors over it."""
     scale: np.ndarray
+    vectors: dict[str, np.ndarray]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.vectors[name.lower()]
+
+
+@dataclass
+class GridSweep:
+    """A nested DC sweep: the inner and outer sources' values and vectors of shape (outer, inner)."""
+    inner: np.ndarray
+    outer: np.ndarray
     vectors: dict[str, np.ndarray]
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -291,7 +302,26 @@ class Session:
         if not changed:
             return False
         self._make_current()
-        for k, v in changed.items():
+        self.params.update(changed)
+        self._reset(changed)
+        return True
+
+    def reset(self) -> None:
+        """Re-evaluate the loaded deck (`reset`) even when no parameter changed: the next analysis
+        then starts from nothing, not from the previous one's solution, so its result does not
+        depend on what this session ran before (a chunked, resumable job gets the same numbers on
+        any worker)."""
+        self._make_current()
+        self._reset({})
+
+    def _reset(self, altered: dict[str, float], repair: bool = True) -> None:
+        """alterparam `altered`, reset, and restore the temperature; the session is current.
+
+        ngspice 39 quirk (measured): once a circuit has been reset, removing another circuit
+        (`remcirc`, as close() does) makes its next `reset` re-parse the removed circuit's deck
+        instead of its own. The title tells: then the wrong circuit is removed and this deck
+        loaded again with every parameter set, which costs a load but never a wrong result."""
+        for k, v in altered.items():
             self.engine._command(f"alterparam {k}={_fmt(v)}")
         self._settings(True)
         try:
@@ -299,10 +329,24 @@ class Session:
         finally:
             self._settings(False)
         self.resets += 1
-        self.params.update(changed)
+        if not self._is_current():
+            if not repair:
+                self._loaded = False
+                raise SimulationError("ngspice lost the session's circuit on reset")
+            self._remove()
+            self._load()
+            loaded = _load_params(self.text)
+            again = {k: v for k, v in self.params.items() if loaded.get(k) != v}
+            if again:
+                self._reset(again, repair=False)
+                return
         if self.temperature_c is not None:
             self.engine._command(f"option temp={_fmt(self.temperature_c)}")
-        return True
+
+    def _is_current(self) -> bool:
+        listing = self.engine._command("setcirc")[0]
+        return any(ln.split("\t")[0].strip().lower() == "current" and _norm(ln.split("\t")[-1]) == _norm(self.title)
+                   for ln in listing.splitlines())
 
     def set_temperature(self, celsius: float) -> None:
         self._make_current()
@@ -396,6 +440,28 @@ class Session:
                                   f"instead of {stop:g}", self.engine.last_log)
         return Sweep(scale, {n.lower(): np.real(self._vec(plot, n)) for n in vectors})
 
+    def dc_grid(self, inner: str, inner_values: tuple[float, float, int], outer: str,
+                outer_values: tuple[float, float, int], vectors: tuple[str, ...]) -> GridSweep:
+        """One nested DC sweep (`dc inner ... outer ...`): `inner` runs over `(start, stop, points)`
+        for every value of `outer`; `vectors` (nodes, device parameters) come back as arrays of
+        shape (outer points, inner points). One analysis instead of one per outer value: a whole
+        VGS x VDS plane of a transistor costs a few milliseconds."""
+        (a0, a1, na), (b0, b1, nb) = inner_values, outer_values
+        sa, sb = _grid_step(a0, a1, na), _grid_step(b0, b1, nb)
+        # ngspice stops a sweep once it passes `stop` by more than ~1e-13, so a step that rounds
+        # up by one ulp loses the last point: aim a thousandth of a step beyond it instead
+        cmd = (f"dc {inner} {_fmt(a0)} {_fmt(a1 + sa / 1000)} {sa!r} "
+               f"{outer} {_fmt(b0)} {_fmt(b1 + sb / 1000)} {sb!r}")
+        plot = self._analysis(cmd, "dc", vectors)
+        scale = self._vec(plot, "v-sweep", required=False)
+        if scale is None:
+            scale = self._vec(plot, "i-sweep")
+        if np.real(scale).size != na * nb:
+            raise SimulationError(f"the DC sweep '{cmd}' returned {np.real(scale).size} points instead of "
+                                  f"{na} x {nb}", self.engine.last_log)
+        out = {n.lower(): np.real(self._vec(plot, n)).reshape(nb, na) for n in vectors}
+        return GridSweep(np.linspace(a0, a1, na), np.linspace(b0, b1, nb), out)
+
     def ac(self, fstart: float, fstop: float, points_per_decade: int, vectors: tuple[str, ...]) -> Sweep:
         plot = self._analysis(f"ac dec {int(points_per_decade)} {_fmt(fstart)} {_fmt(fstop)}", "ac", vectors)
         freq = np.real(self._vec(plot, "frequency"))
@@ -437,6 +503,20 @@ class Session:
 
 def _norm(title: str) -> str:
     return " ".join(title.lower().split())
+
+
+def _load_params(text: str) -> dict[str, float]:
+    """The values of the `.param` line a Session writes into its deck."""
+    line = next((ln for ln in text.splitlines() if ln.startswith(".param ")), "")
+    return {k: float(v) for k, v in (tok.split("=", 1) for tok in line.split()[1:])}
+
+
+def _grid_step(start: float, stop: float, points: int) -> float:
+    if points < 2:
+        raise ValueError(f"a sweep needs at least 2 points, got {points}")
+    if stop == start:
+        raise ValueError("a sweep needs stop != start")
+    return (stop - start) / (points - 1)
 
 
 def _fmt(x: float) -> str:

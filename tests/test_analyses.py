@@ -83,3 +83,30 @@ xa n1 n2 amp
 xm3 n1 n2 0 0 nfet
 + W=2 L=1"""
     assert mos_instances(deck, {"nfet", "pfet"}) == {"xa.xm1": "nfet", "xa.xin.xm2": "pfet", "xm3": "nfet"}
+
+
+def test_a_reset_after_another_session_closed_keeps_its_own_deck(engine):
+    # ngspice 39 re-parses the removed circuit's deck on the next reset of one that was reset
+    # before; the session notices (its title) and loads its own deck again, parameters included
+    s1 = Session(engine, "v1 a 0 {va}\nr1 a 0 1k", params={"va": 1.0})
+    try:
+        s1.set_params(va=2.0)
+        with Session(engine, "v2 b 0 {vb}\nr2 b 0 2k", params={"vb": 1.0}) as s2:
+            s2.op()
+        s1.set_params(va=3.0)
+        assert s1.op().voltages == {"a": pytest.approx(3.0)}
+        with Session(engine, "v2 b 0 {vb}\nr2 b 0 2k", params={"vb": 1.0}):
+            pass
+        s1.reset()
+        assert s1.op().voltages == {"a": pytest.approx(3.0)}
+    finally:
+        s1.close()
+
+
+def test_nested_dc_sweep_is_one_grid(engine):
+    # out = (va + vb) / 2 through two equal resistors: every point of the va x vb plane
+    with Session(engine, "va a 0 0\nvb b 0 0\nr1 a out 1k\nr2 b out 1k") as s:
+        g = s.dc_grid("va", (0.0, -1.8, 7), "vb", (0.1, 1.7, 3), ("out",))
+        assert g["out"].shape == (3, 7)
+        assert np.allclose(g.inner, np.linspace(0, -1.8, 7)) and np.allclose(g.outer, [0.1, 0.9, 1.7])
+        assert np.allclose(g["out"], (g.inner[None, :] + g.outer[:, None]) / 2)

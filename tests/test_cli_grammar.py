@@ -29,7 +29,7 @@ def _opts(cmd):
     return {o for p in cmd.params for o in getattr(p, "opts", [])}
 
 
-WRITERS = {"export", "size", "generate", "flywheel", "train", "tune", "dataset export"}
+WRITERS = {"export", "size", "generate", "flywheel", "train", "tune", "dataset export", "pdk characterize"}
 SPEC_READERS = {"verify", "size", "generate", "flywheel"}
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 from pdk_required import require_pdk
 
@@ -211,34 +210,6 @@ def test_corners_and_temperature_move_the_figures_the_expected_way(ota, engine):
     # at a fixed bias current gm falls with temperature (mobility, and 1/UT in weak inversion)
     assert cold.performance.ugf_hz > ugf["tt"] > hot.performance.ugf_hz
     assert hot.conditions["temp_c"] == 125
-
-
-# -- gm/Id characterisation ----------------------------------------------------------------------
-
-@pytest.mark.slow
-@pytest.mark.parametrize("device", ["nfet_01v8", "pfet_01v8"])
-def test_gm_id_tables(engine, tmp_path, device):
-    from cktflow.transistor.gmid import GmIdTable, characterise
-    tab = characterise(device, lengths=(0.15, 0.5, 2.0), vds=(0.3, 0.9), vgs_step=0.02, engine=engine)
-    assert tab.data["id"].shape == (3, 2, 91)
-    peak = tab.gm_id.max(axis=2)
-    assert np.all((peak > 15) & (peak < 40)), peak           # weak-inversion limit 1/(n UT), n ~ 1.1-2
-    k = int(np.argmin(abs(tab.vgs - 1.2)))                     # strong inversion
-    assert tab.ft[0, 1, k] > tab.ft[1, 1, k] > tab.ft[2, 1, k]           # fT falls with L
-    assert tab.gm_gds[0, 1, k] < tab.gm_gds[1, 1, k] < tab.gm_gds[2, 1, k]  # intrinsic gain rises with L
-    # one point of the table equals an operating point of the same device
-    model = TECH.device(device).model
-    sign = 1 if TECH.device(device).type == "nmos" else -1
-    deck = f"vd d 0 {sign * 0.9}\nvg g 0 {sign * tab.vgs[k]}\nxm1 d g 0 0 {model} W=5 L=0.5 nf=1"
-    with Session(engine, deck, library=model_library(TECH, "tt"), device_models={model}) as s:
-        d = s.op().devices["xm1"]
-    assert tab.data["gm"][1, 1, k] == pytest.approx(d.gm, rel=1e-6)
-    assert tab.data["id"][1, 1, k] == pytest.approx(abs(d.id), rel=1e-6)
-    point = tab.at_gm_id(10.0, 0.5, 0.9)
-    assert point["vgs"] > 0.5 and point["id_w"] > 0 and point["ft"] > 1e8
-    tab.save(tmp_path / "t.npz")
-    back = GmIdTable.load(tmp_path / "t.npz")
-    assert np.array_equal(back.data["gm"], tab.data["gm"]) and back.device == device
 
 
 # -- the op-amp measurement as a job: time limit (local simulator) and the bench kept per worker ---

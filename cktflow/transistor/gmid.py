@@ -1,120 +1,262 @@
-"""gm/Id characterisation of a PDK transistor: sweep VGS at a grid of VDS and L, record per point
-gm/Id, Id/W, fT = gm / (2 pi Cgg), intrinsic gain gm/gds and vdsat (the tables a gm/Id sizing
-method looks designs up in).
+"""gm/Id tables of a PDK transistor and the look-ups a gm/Id sizing method makes in them.
 
-One Session holds a single device (W fixed, `{l}` and `{vds}` as parameters); each (L, VDS)
-is one DC sweep of the gate with the device's parameters recorded at every point, so a whole table
-costs one library load plus a few milliseconds per curve. A PMOS is characterised with its source
-and bulk at ground and negative gate and drain voltages; the table holds magnitudes.
+A table holds, per grid point (L, VSB, VDS, VGS; voltages as magnitudes, so a PMOS reads like an
+NMOS), the device's id, gm, gds, gmbs, cgg, vdsat and vth from ngspice, and derives the design
+quantities from them: gm/Id, Id/W (A/um), fT = gm / (2 pi Cgg), intrinsic gain gm/gds, Cgg/W
+(F/um) and vdsat. `cktflow.transistor.characterize` fills tables (resumably, on the Ray pool) and
+keeps them in the cktflow cache; `GmIdTable.load` reads one back from a file or from that cache.
+
+Interpolation: multilinear over L (in log L: the quantities go roughly with 1/L, and log L spaces
+the usual grids evenly), VSB and VDS, then linear over VGS, of gm/Id, vdsat and vth and of the
+logarithms of the quantities that span decades (Id/W, fT, gm/gds, Cgg/W). A point outside the grid
+is an error naming the axis and the range, never an extrapolation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from spice_sim.analyses import Session
-from spice_sim.engine import NgSpiceEngine, get_engine
-
+from ..cache import cache_dir
 from ..technology import Technology, load_technology
-from .bench import model_library
 
-__all__ = ["GmIdTable", "characterise"]
+__all__ = ["Grid", "GmIdTable", "OutsideGridError", "QUANTITIES", "DESIGN_QUANTITIES", "table_dir", "table_path",
+           "tables_root", "resolve_device"]
 
-QUANTITIES = ("id", "gm", "gds", "cgg", "vdsat", "vth")
+#: What ngspice reports per point (magnitudes), stored in every table.
+QUANTITIES = ("id", "gm", "gds", "gmbs", "cgg", "vdsat", "vth")
+#: What a look-up returns besides the bias point.
+DESIGN_QUANTITIES = ("gm_id", "id_w", "ft", "gm_gds", "cgg_w", "vdsat", "vth")
+_LOG = {"id_w", "ft", "gm_gds", "cgg_w"}          # interpolated in log: they span decades
+_TINY = 1e-300
+
+
+class OutsideGridError(ValueError):
+    """A look-up outside the characterised grid (or gm/Id beyond what the device reaches)."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The characterisation grid: lengths (um), VGS and VDS as (start, stop, points) magnitudes,
+    VSB values and the width W (um) every point is simulated at."""
+    lengths: tuple[float, ...] = (0.15, 0.18, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+    vgs: tuple[float, float, int] = (0.0, 1.8, 73)
+    vds: tuple[float, float, int] = (0.05, 1.8, 36)
+    vsb: tuple[float, ...] = (0.0,)
+    w_um: float = 5.0
+
+    def __post_init__(self):
+        norm = lambda xs: tuple(sorted({round(float(x), 9) for x in xs}))  # noqa: E731
+        object.__setattr__(self, "lengths", norm(self.lengths))
+        object.__setattr__(self, "vsb", norm(self.vsb))
+        for name in ("vgs", "vds"):
+            a, b, n = getattr(self, name)
+            if int(n) < 2 or not 0 <= float(a) < float(b):
+                raise ValueError(f"{name} sweep {a}:{b}:{n} needs 0 <= start < stop and at least 2 points")
+            object.__setattr__(self, name, (float(a), float(b), int(n)))
+        if not self.lengths or min(self.lengths) <= 0 or min(self.vsb) < 0 or self.w_um <= 0:
+            raise ValueError("a grid needs positive lengths and W, and VSB >= 0")
+
+    @property
+    def vgs_values(self) -> np.ndarray:
+        return np.linspace(*self.vgs)
+
+    @property
+    def vds_values(self) -> np.ndarray:
+        return np.linspace(*self.vds)
+
+    @property
+    def points(self) -> int:
+        return len(self.lengths) * len(self.vsb) * self.vgs[2] * self.vds[2]
+
+    def with_lengths(self, lengths) -> "Grid":
+        return Grid(tuple(lengths), self.vgs, self.vds, self.vsb, self.w_um)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Grid":
+        return cls(tuple(d["lengths"]), tuple(d["vgs"]), tuple(d["vds"]), tuple(d["vsb"]), float(d["w_um"]))
+
+    def key(self) -> str:
+        """A short hash naming this grid in the cache."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass
 class GmIdTable:
+    pdk: str
     device: str
     corner: str
     temp_c: float
-    w_um: float
-    l_um: np.ndarray            # (nl,)
-    vds: np.ndarray             # (nvds,) magnitudes
-    vgs: np.ndarray             # (nvgs,) magnitudes
-    data: dict[str, np.ndarray]  # quantity -> (nl, nvds, nvgs), magnitudes
+    grid: Grid
+    data: dict[str, np.ndarray]      # quantity -> (L, VSB, VDS, VGS), magnitudes
 
+    # -- the design quantities over the whole grid --------------------------------------------
     @property
     def gm_id(self) -> np.ndarray:
-        return self.data["gm"] / np.maximum(self.data["id"], 1e-30)
+        return self.data["gm"] / np.maximum(self.data["id"], _TINY)
 
     @property
     def id_w(self) -> np.ndarray:
         """A per um of width."""
-        return self.data["id"] / self.w_um
+        return self.data["id"] / self.grid.w_um
 
     @property
     def ft(self) -> np.ndarray:
-        return self.data["gm"] / (2 * np.pi * np.maximum(self.data["cgg"], 1e-30))
+        return self.data["gm"] / (2 * np.pi * np.maximum(self.data["cgg"], _TINY))
 
     @property
     def gm_gds(self) -> np.ndarray:
-        return self.data["gm"] / np.maximum(self.data["gds"], 1e-30)
+        return self.data["gm"] / np.maximum(self.data["gds"], _TINY)
 
-    def save(self, path: str | Path) -> None:
-        np.savez_compressed(path, device=self.device, corner=self.corner, temp_c=self.temp_c, w_um=self.w_um,
-                            l_um=self.l_um, vds=self.vds, vgs=self.vgs, **self.data)
+    @property
+    def cgg_w(self) -> np.ndarray:
+        """F per um of width."""
+        return self.data["cgg"] / self.grid.w_um
+
+    def quantity(self, name: str) -> np.ndarray:
+        if name in ("vdsat", "vth"):
+            return self.data[name]
+        if name not in DESIGN_QUANTITIES:
+            raise KeyError(f"unknown quantity '{name}' (known: {', '.join(DESIGN_QUANTITIES)})")
+        return getattr(self, name)
+
+    # -- files ---------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """An .npz file, written atomically."""
+        from ..fsutil import atomic_path
+        meta = json.dumps({"pdk": self.pdk, "device": self.device, "corner": self.corner, "temp_c": self.temp_c,
+                           "grid": self.grid.to_dict()})
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, meta=np.array(meta), **self.data)
+        return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "GmIdTable":
-        z = np.load(path)
-        return cls(str(z["device"]), str(z["corner"]), float(z["temp_c"]), float(z["w_um"]), z["l_um"], z["vds"],
-                   z["vgs"], {q: z[q] for q in QUANTITIES})
+    def load(cls, path: str | Path | None = None, *, device: str | None = None, pdk: str = "sky130",
+             corner: str | None = None, temp_c: float | None = None, grid: Grid | None = None,
+             root: Path | None = None) -> "GmIdTable":
+        """A table from an .npz file, or (without `path`) the cached table of `device` at this
+        corner, temperature and grid (default grid: `Grid()`), as `cktflow pdk characterize` left it
+        (`root`: the tables' folder, default <cktflow cache>/gmid)."""
+        if path is None:
+            if device is None:
+                raise ValueError("GmIdTable.load needs a path or a device")
+            path = table_path(device, pdk=pdk, corner=corner, temp_c=temp_c, grid=grid or Grid(), root=root)
+            if not path.is_file():
+                raise FileNotFoundError(f"no cached gm/Id table for {device} ({path}); run `cktflow pdk characterize "
+                                        f"{pdk} --devices {device}` with the same grid first")
+        with np.load(path) as z:
+            meta = json.loads(str(z["meta"]))
+            data = {q: z[q] for q in QUANTITIES}
+        return cls(meta["pdk"], meta["device"], meta["corner"], float(meta["temp_c"]), Grid.from_dict(meta["grid"]),
+                   data)
 
-    def at_gm_id(self, gm_id: float, l_um: float, vds: float) -> dict[str, float]:
-        """Id/W, fT, gm/gds and vgs where gm/Id equals `gm_id` on the curve of the nearest L and
-        VDS (strong-inversion side of the curve's maximum)."""
-        i = int(np.argmin(abs(self.l_um - l_um)))
-        j = int(np.argmin(abs(self.vds - vds)))
-        g = self.gm_id[i, j]
+    # -- look-ups ------------------------------------------------------------------------------
+    def curves(self, l_um: float, vds: float, vsb: float = 0.0) -> dict[str, np.ndarray]:
+        """Every design quantity over the VGS grid at (L, VDS, VSB), interpolated between grid
+        points (see the module docstring)."""
+        g = self.grid
+        axes = (_weights(np.log(g.lengths), float(np.log(l_um)), "L", l_um, g.lengths, "um"),
+                _weights(np.array(g.vsb), vsb, "VSB", vsb, g.vsb, "V"),
+                _weights(g.vds_values, vds, "VDS", vds, g.vds_values, "V"))
+        out = {}
+        for name in DESIGN_QUANTITIES:
+            q = self.quantity(name)
+            q = np.log(np.maximum(q, _TINY)) if name in _LOG else q
+            acc = np.zeros(g.vgs[2])
+            for i, wi in axes[0]:
+                for j, wj in axes[1]:
+                    for k, wk in axes[2]:
+                        acc += wi * wj * wk * q[i, j, k]
+            out[name] = np.exp(acc) if name in _LOG else acc
+        return out
+
+    def lookup(self, vgs: float, l_um: float, vds: float, vsb: float = 0.0) -> dict[str, float]:
+        """The design quantities at one bias point (VGS, VDS, VSB as magnitudes, L in um)."""
+        v = self.grid.vgs_values
+        _weights(v, vgs, "VGS", vgs, v, "V")           # the range check
+        c = self.curves(l_um, vds, vsb)
+        return {"vgs": float(vgs), "l_um": float(l_um), "vds": float(vds), "vsb": float(vsb),
+                **{n: _interp(vgs, v, c[n], n in _LOG) for n in DESIGN_QUANTITIES}}
+
+    def at_gm_id(self, gm_id: float, l_um: float, vds: float, vsb: float = 0.0) -> dict[str, float]:
+        """The bias point where gm/Id equals `gm_id` at (L, VDS, VSB): VGS, Id/W, fT, gm/gds,
+        Cgg/W, vdsat, vth. gm/Id peaks in weak inversion and falls with VGS after it; the point is
+        taken on that falling (moderate/strong-inversion) side, where a gm/Id value names one VGS."""
+        c = self.curves(l_um, vds, vsb)
+        g, v = c["gm_id"], self.grid.vgs_values
         k0 = int(np.argmax(g))
-        gs = g[k0:][::-1]                      # increasing gm/Id for np.interp
-        if not gs[0] <= gm_id <= gs[-1]:
-            raise ValueError(f"gm/Id {gm_id:g} is outside [{gs[0]:.3g}, {gs[-1]:.3g}] at L={self.l_um[i]:g} um, "
-                             f"VDS={self.vds[j]:g} V")
-        pick = lambda arr: float(np.interp(gm_id, gs, arr[i, j, k0:][::-1]))  # noqa: E731
-        vgs = float(np.interp(gm_id, gs, self.vgs[k0:][::-1]))
-        return {"l_um": float(self.l_um[i]), "vds": float(self.vds[j]), "vgs": vgs,
-                "id_w": pick(self.id_w), "ft": pick(self.ft), "gm_gds": pick(self.gm_gds),
-                "vdsat": pick(self.data["vdsat"])}
+        k1 = k0
+        while k1 + 1 < len(g) and g[k1 + 1] < g[k1]:
+            k1 += 1
+        lo, hi = float(g[k1]), float(g[k0])
+        if not lo <= gm_id <= hi:
+            why = ("above the peak (weak-inversion limit)" if gm_id > hi else
+                   "below what the grid's largest VGS reaches")
+            raise OutsideGridError(f"gm/Id {gm_id:g} /V is {why}: [{lo:.4g}, {hi:.4g}] /V at L={l_um:g} um, "
+                                   f"VDS={vds:g} V, VSB={vsb:g} V")
+        vgs = float(np.interp(gm_id, g[k0:k1 + 1][::-1], v[k0:k1 + 1][::-1]))
+        return {"vgs": vgs, "l_um": float(l_um), "vds": float(vds), "vsb": float(vsb),
+                **{n: _interp(vgs, v, c[n], n in _LOG) for n in DESIGN_QUANTITIES if n != "gm_id"},
+                "gm_id": float(gm_id)}
 
 
-def characterise(device: str = "nfet_01v8", *, pdk: str | Technology = "sky130", corner: str | None = None,
-                 temp_c: float | None = None, w_um: float = 5.0, lengths=(0.15, 0.25, 0.5, 1.0, 2.0),
-                 vds=(0.1, 0.3, 0.6, 0.9, 1.2, 1.5, 1.8), vgs_step: float = 0.01, vgs_max: float | None = None,
-                 engine: NgSpiceEngine | None = None) -> GmIdTable:
+# -- where tables are cached ---------------------------------------------------------------------
+
+def resolve_device(device: str, pdk: str | Technology, corner: str | None, temp_c: float | None):
+    """(technology, device kind, corner, temperature) with the PDK's defaults filled in; a ValueError
+    for a device that is not a transistor or an unknown corner, a KeyError for an unknown device."""
     tech = pdk if isinstance(pdk, Technology) else load_technology(pdk)
     dev = tech.device(device)
     if dev.type not in ("nmos", "pmos"):
-        raise ValueError(f"{device} is a {dev.type}, not a transistor")
+        raise ValueError(f"{dev.name} is a {dev.type}, not a transistor")
     corner = corner or tech.default_corner
-    temp_c = tech.temperature_c if temp_c is None else temp_c
-    vgs_max = vgs_max if vgs_max is not None else tech.supply_v
-    lengths = np.array([dev.snap(float(x)) for x in lengths])
-    dev.check("characterisation", w=w_um)
-    for ln in lengths:
-        dev.check("characterisation", l=ln)
-    sign = 1.0 if dev.type == "nmos" else -1.0
-    deck = (f"vd d 0 {{{sign:g}*vds}}\nvg g 0 0\n"
-            f"xm1 d g 0 0 {dev.model} W={w_um:g} L={{l}} nf=1")
-    vds = np.asarray(vds, dtype=float)
-    n_vgs = int(round(vgs_max / vgs_step)) + 1
-    vgs = np.linspace(0.0, vgs_max, n_vgs)
-    data = {q: np.zeros((len(lengths), len(vds), n_vgs)) for q in QUANTITIES}
-    with Session(engine or get_engine(), deck, library=model_library(tech, corner),
-                 params={"l": float(lengths[0]), "vds": float(vds[0])}, device_models={dev.model},
-                 title=f"gm/Id {dev.model}") as s:
-        s.set_temperature(temp_c)
-        names = {q: s.device_vector("xm1", q) for q in QUANTITIES}
-        for i, ln in enumerate(lengths):
-            for j, vd in enumerate(vds):
-                s.set_params(l=float(ln), vds=float(vd))
-                sw = s.dc("vg", 0.0, sign * vgs_max, sign * vgs_step, tuple(names.values()))
-                if len(sw.scale) != n_vgs:
-                    raise RuntimeError(f"the VGS sweep returned {len(sw.scale)} points, expected {n_vgs}")
-                for q, name in names.items():
-                    data[q][i, j] = np.abs(sw[name])
-    return GmIdTable(dev.name, corner, float(temp_c), float(w_um), lengths, vds, vgs, data)
+    if corner not in tech.corners:
+        raise ValueError(f"unknown corner '{corner}' for PDK {tech.name} (known: {', '.join(tech.corners)})")
+    return tech, dev, corner, float(tech.temperature_c if temp_c is None else temp_c)
+
+
+def tables_root() -> Path:
+    """Where the gm/Id tables live by default."""
+    return cache_dir() / "gmid"
+
+
+def table_dir(device: str, *, pdk: str | Technology = "sky130", corner: str | None = None,
+              temp_c: float | None = None, grid: Grid = Grid(), root: Path | None = None) -> Path:
+    """The cache folder of one table: keyed by PDK and its version, device, corner, temperature, grid.
+    `root`: where the tables live (default <cktflow cache>/gmid)."""
+    tech, dev, corner, temp_c = resolve_device(device, pdk, corner, temp_c)
+    version = (tech.install or {}).get("version", "0")
+    root = Path(root) if root is not None else tables_root()
+    return root / f"{tech.name}-{version}" / dev.name / f"{corner}_{temp_c:g}C_{grid.key()}"
+
+
+def table_path(device: str, **kwargs) -> Path:
+    return table_dir(device, **kwargs) / "table.npz"
+
+
+def _weights(axis: np.ndarray, x: float, name: str, shown: float, values, unit: str) -> list[tuple[int, float]]:
+    """The grid indices around x on a sorted axis and their linear weights; an error outside it."""
+    axis = np.asarray(axis, dtype=float)
+    span = axis[-1] - axis[0]
+    tol = 1e-9 * max(abs(span), 1.0)
+    if not axis[0] - tol <= x <= axis[-1] + tol:
+        raise OutsideGridError(f"{name}={shown:g} {unit} is outside the table's grid "
+                               f"[{float(np.min(values)):g}, {float(np.max(values)):g}] {unit}")
+    if len(axis) == 1:
+        return [(0, 1.0)]
+    k = int(np.clip(np.searchsorted(axis, x, side="right") - 1, 0, len(axis) - 2))
+    t = float(np.clip((x - axis[k]) / (axis[k + 1] - axis[k]), 0.0, 1.0))
+    return [(k, 1.0 - t), (k + 1, t)] if t > 0 else [(k, 1.0)]
+
+
+def _interp(x: float, xs: np.ndarray, ys: np.ndarray, log: bool) -> float:
+    if log:
+        return float(np.exp(np.interp(x, xs, np.log(np.maximum(ys, _TINY)))))
+    return float(np.interp(x, xs, ys))
