@@ -32,7 +32,7 @@ from spice_sim.pool import SimPool
 from cktflow.resources import templates_dir
 from cktflow.technology import load_technology
 from cktflow.transistor import Conditions, model_library
-from cktflow.transistor.bench import AC_POINTS_PER_DECADE, AC_START_HZ, AC_STOP_HZ, SWING_STEP_V
+from cktflow.transistor.bench import AC_POINTS_PER_DECADE, AC_START_HZ, AC_STOP_HZ, STEP_DIVS, SWING_STEP_V
 from cktflow.transistor.jobs import OpampJob
 
 DUT = (templates_dir() / "sky130" / "miller2.cir").read_text()
@@ -86,7 +86,7 @@ if tedge > 1e-9
   let tedge = 1e-9
 end
 let tdel = tpw/20
-let tmax = tpw/3000
+let tmax = tpw/{STEP_DIVS}
 let tstop = tdel + 2*tpw + 2*tedge
 set f_ugf = $&ugf
 set v_tpw = $&tpw
