@@ -381,7 +381,9 @@ def size_transistor(circuit: TransistorCircuit, spec: Spec, conditions: Sequence
         sizer._start = space.snap([start.param(k).value for k in space.names])
     header = {"format": HISTORY_FORMAT, "circuit": circuit.to_dict(), "spec": work.to_dict(),
               "conditions": [c.__dict__ for c in plan.conditions], "seed": seed,
-              "start": sizer._start, "config": config.__dict__}
+              "start": sizer._start,
+              # the budget is left out: a run resumed with a larger budget continues the same sequence
+              "config": {k: v for k, v in config.__dict__.items() if k != "budget"}}
     log = SimulationLog(history_path, header)
     dut, name, _ = circuit.dut()      # one DUT text for every job: workers keep it loaded
     seen: dict[str, PointResult] = {}
