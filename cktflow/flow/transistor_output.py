@@ -82,7 +82,10 @@ def _plots(result: ConditionResult, folder: Path, title: str) -> dict[str, Path]
             falls = np.nonzero(vin[top:] < vin.max() - span / 2)[0]
             end = top + int(falls[0]) if falls.size else len(t)
             y = (vout[:end] - vout[0]) / span
-            out["step"] = plot_step(t[:end], y, 1.0, folder / "step.png",
+            # the follower settles at its closed-loop gain A/(1+A) plus offset, not exactly 1: the
+            # band is drawn around the settled level, as the settling metric measures it
+            final = float(np.mean(y[-max(3, len(y) // 50):]))
+            out["step"] = plot_step(t[:end], y, final, folder / "step.png",
                                     f"{title} ({result.conditions.label}, rising edge)")
     return out
 
