@@ -6,7 +6,7 @@ from spice_sim.measure import METRIC_UNITS
 
 from .units import format_si
 
-__all__ = ["table", "verify_table", "condition_table", "sizing_table", "design_report_markdown"]
+__all__ = ["table", "verify_table", "condition_table", "sizing_table", "design_report_markdown", "transistor_sizing_text"]
 
 _CHECK_HEADER = ["metric", "measured", "target", "result"]
 
@@ -165,3 +165,46 @@ def design_report_markdown(result, files: list[dict], provenance: dict) -> str:
         if "step" in f:
             lines += ["", f"![Step response]({f['step']})"]
     return "\n".join(lines) + "\n"
+
+
+def transistor_sizing_text(spec, start, result) -> str:
+    """A transistor-level sizing run for people: outcome and counts, each target per condition
+    measured on the best point (typical first), and the sizes it changed."""
+    work = result.spec
+    if result.met:
+        head = (f"spec '{spec.name}' met at every condition after {result.sims_to_met} simulation(s)"
+                if result.sims_to_met is not None else f"spec '{spec.name}' met at every condition")
+    else:
+        head = (f"spec '{spec.name}' NOT met within {result.simulations} simulations; the closest point misses "
+                f"by a normalised shortfall of {result.best.shortfall:.3g}")
+    head += (f" ({result.points} points, {result.simulations} simulations: {result.typical_simulations} at "
+             f"{result.plan.typical.label}, {result.other_simulations} at the other conditions for the "
+             f"{result.passed_typical} point(s) that met every target there; {result.new_simulations} new in this "
+             f"run; {result.seconds:.1f} s)")
+    runs = result.runs
+    implicit = {b.metric for b in work.implicit_bounds}
+    worst = result.best.performance
+    rows = []
+    for b in work.bounds:
+        unit = METRIC_UNITS[b.metric]
+        cells = [format_si(r.performance.get(b.metric) if r.performance else None, unit) for r in runs]
+        cells += ["-"] * (len(result.plan.conditions) - len(runs))
+        measured = worst.get(b.metric) if worst is not None else None
+        rows.append([b.metric + (" *" if b.metric in implicit else "") + (" +" if b not in spec.bounds else ""),
+                     *cells, format_si(measured, unit), b.describe(), "pass" if b.passes(measured) else "FAIL"])
+    out = [head, table(["metric", *[c.label for c in result.plan.conditions], "worst", "target", "result"], rows)]
+    if len(runs) < len(result.plan.conditions):
+        out.append("-: not simulated there (the point missed a target at the typical condition)")
+    out.append(implicit_note(spec))
+    if any(b not in spec.bounds for b in work.bounds):
+        out.append("+ sizing's own guide (every device at least at saturation's edge); the final word on "
+                   "stability is `cktflow verify`, which runs the follower's transient at every condition")
+    def value(v, unit):          # W and L in um as the PDK writes them, others with an SI prefix
+        return f"{v:.6g} {unit}".strip() if unit in ("um", "") else format_si(v, unit)
+    changes = [[p.name, value(p.value, p.unit), value(result.circuit.param(p.name).value, p.unit)]
+               for p in start.params if p.value != result.circuit.param(p.name).value]
+    if changes:
+        out += ["", table(["parameter", "start", "sized"], changes)]
+    if result.failures:
+        out.append("failed simulations: " + ", ".join(f"{k} x{n}" for k, n in result.failures.items()))
+    return "\n".join(out)

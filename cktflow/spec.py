@@ -6,7 +6,8 @@ targets:                   # metric: {min: ..., max: ...}; values take SI prefix
   gain_db: {min: 60dB}
   ugf_hz:  {min: 100MHz}
   pm_deg:  {min: 60}
-objective: max_margin      # optional, for sizing: max_margin (default) or min_total_gm
+objective: max_margin      # optional, for sizing: max_margin (default), min_total_gm (behavioural),
+                           # min_power or min_area (transistor level; once every target holds)
 implicit: true             # optional: the "usable in feedback" targets below (default true)
 pdk: sky130                # optional: a transistor PDK (pdk/*.yaml); default the behavioural level
 conditions: {vdd: 1.8V, vcm: 0.9V, load_cap: 1pF, corners: [tt, ss, ff], temperatures: [-40, 27, 125]}
@@ -42,9 +43,12 @@ from .technology import load_technology
 from .units import UnitError, format_si, parse_si
 
 __all__ = ["Bound", "Spec", "SpecConditions", "SpecError", "load_spec", "parse_spec", "CheckRow", "OBJECTIVES",
-           "SHORTFALL_SCALE", "IMPLICIT_PM_MIN_DEG", "IMPLICIT_PEAKING_DB", "CONDITION_FIELDS"]
+           "OBJECTIVE_LEVELS", "SHORTFALL_SCALE", "IMPLICIT_PM_MIN_DEG", "IMPLICIT_PEAKING_DB", "CONDITION_FIELDS"]
 
-OBJECTIVES = ("max_margin", "min_total_gm")
+OBJECTIVES = ("max_margin", "min_total_gm", "min_power", "min_area")
+#: Objectives that read what only one level measures (total gm of the behavioural gm stages; the
+#: power and area of a transistor op-amp); the others apply at every level.
+OBJECTIVE_LEVELS = {"min_total_gm": "behavioural", "min_power": "transistor", "min_area": "transistor"}
 
 #: Normalisation of a shortfall per unit: how much counts as "one unit" of missing the target.
 #: dB and degrees by a fixed scale, frequencies in decades (metrics.md).
@@ -361,6 +365,8 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     for mnode, _ in tnode.value:
         if mnode.value not in metrics_at(spec.level):
             raise err(mnode, _level_problem(mnode.value, spec.level))
+    if OBJECTIVE_LEVELS.get(objective, spec.level) != spec.level:
+        raise err(top["objective"][1], _objective_problem(objective, spec.level))
     return spec
 
 
@@ -374,9 +380,18 @@ def _level_problem(metric: str, level: str) -> str:
     return f"metric '{metric}' is not measured on transistor op-amps ({REGISTRY[metric].definition})"
 
 
+def _objective_problem(objective: str, level: str) -> str:
+    if OBJECTIVE_LEVELS[objective] == "transistor":
+        return (f"objective '{objective}' applies to transistor op-amps only: give the spec a transistor PDK "
+                f"('pdk: sky130') or use max_margin")
+    return f"objective '{objective}' applies to behavioural circuits only (at transistor level: min_power, min_area)"
+
+
 def _level_problems(spec: Spec) -> list[str]:
-    return [_level_problem(b.metric, spec.level) for b in spec.targets
-            if b.metric not in metrics_at(spec.level)]
+    out = [_level_problem(b.metric, spec.level) for b in spec.targets if b.metric not in metrics_at(spec.level)]
+    if OBJECTIVE_LEVELS.get(spec.objective, spec.level) != spec.level:
+        out.append(_objective_problem(spec.objective, spec.level))
+    return out
 
 
 def _parse_conditions(cnode, tech, err) -> SpecConditions:

@@ -12,9 +12,11 @@ from .common import (EXIT_MET, EXIT_NOT_MET, InputProblem, alias_option, checkpo
 
 
 @click.command("size")
-@spec_option(help="Spec YAML with the targets (and the objective: max_margin or min_total_gm).")
+@spec_option(help="Spec YAML with the targets (and the objective: max_margin, min_total_gm; at transistor level "
+                  "min_power, min_area).")
 @click.option("--budget", type=click.IntRange(1), default=200, show_default=True,
-              help="Most ngspice simulations to spend, the start point included.")
+              help="Most ngspice simulations to spend, the start point included (transistor level: each "
+                   "condition run of a point is one).")
 @click.option("--batch", type=click.IntRange(1), default=4, show_default=True,
               help="Points asked and simulated in parallel per round.")
 @click.option("--margin", type=click.FloatRange(0), default=0.01, show_default=True,
@@ -23,21 +25,38 @@ from .common import (EXIT_MET, EXIT_NOT_MET, InputProblem, alias_option, checkpo
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the optimiser.")
 @click.option("--history", type=click.Path(dir_okay=False),
               help="JSON-lines file of every simulated point; an existing one is resumed.")
-@out_option("Write the sized circuit JSON to this file.", folder=False)
+@click.option("--pdk", "pdk", default=None, metavar="NAME",
+              help="Size at transistor level on this PDK (e.g. sky130) when the spec names none.")
+@out_option("Write the sized circuit JSON to this file (transistor level: and FILE.report.md beside it).",
+            folder=False)
+@click.option("--force", is_flag=True, help="Transistor level: overwrite the output files if they exist.")
 @pool_options
 @json_option
 @click.argument("circuit", type=click.Path(dir_okay=False))
-def size_command(spec_path, budget, batch, margin, seed, history, out, workers, ray_address, as_json, circuit):
+def size_command(spec_path, budget, batch, margin, seed, history, pdk, out, force, workers, ray_address, as_json,
+                 circuit):
     """Size the device values of CIRCUIT (a circuit JSON) against a spec with Bayesian optimisation.
 
     Starts from the circuit's own values; stops as soon as every target is met with --margin, or
     after --budget simulations. Exit code 0 when the spec is met, 1 when it is not within the budget.
+
+    At transistor level (the spec's `pdk:`, or --pdk) CIRCUIT is a transistor circuit JSON or a
+    .cir/.spice subcircuit with ports inp inn out vdd vss (as `cktflow verify` reads them); its
+    sizing parameters are sized on the PDK's grid against the worst case over the spec's corners
+    and temperatures, the typical condition simulated first and the others only for points that
+    meet every target there.
     """
     from cktflow.fsutil import atomic_write_text
     from cktflow.report import sizing_table
     from cktflow.sizing import SizingConfig, size
 
-    spec = load_spec_arg(spec_path, behavioural_only="size")
+    from .design_transistor import at_pdk, size_transistor_command
+
+    spec = at_pdk(load_spec_arg(spec_path), pdk)
+    if spec.level == "transistor":
+        size_transistor_command(spec, circuit, budget, batch, margin, seed, history, out, force, workers,
+                                ray_address, as_json)
+        return
     start = circuit_arg(circuit, "sizing")
     config = SizingConfig(budget=budget, batch=batch, stop_margin=margin)
     with quiet_stdout(as_json), sim_pool(workers, ray_address, progress=False) as pool:
@@ -59,18 +78,22 @@ def size_command(spec_path, budget, batch, margin, seed, history, out, workers, 
 @spec_option()
 @click.option("-n", "n", type=click.IntRange(1), default=32, show_default=True,
               help="Candidates the model proposes (distinct, valid).")
-@click.option("--top-k", type=click.IntRange(1), default=4, show_default=True,
-              help="Best-ranked candidates to size when none meets the spec as proposed.")
+@click.option("--top-k", type=click.IntRange(1), default=None,
+              help="Best-ranked candidates to size when none meets the spec as proposed [default: 4; 2 at "
+                   "transistor level].")
 @click.option("--budget", type=click.IntRange(1), default=200, show_default=True,
               help="ngspice simulations in all, the candidates' first simulations included.")
-@click.option("--want", type=click.IntRange(1), default=3, show_default=True,
-              help="Stop sizing once this many circuits meet the spec with the margin.")
+@click.option("--want", type=click.IntRange(1), default=None,
+              help="Stop sizing once this many circuits meet the spec with the margin [default: 3; 1 at "
+                   "transistor level].")
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
               help="Model checkpoint (default: the shipped model).")
 @click.option("--no-guidance", is_flag=True, help="Sample without classifier guidance.")
 @click.option("--no-refine", is_flag=True,
               help="Keep the decoded device values (no refinement by the model's performance predictor).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of sampling and sizing.")
+@click.option("--pdk", "pdk", default=None, metavar="NAME",
+              help="Design at transistor level on this PDK (e.g. sky130) when the spec names none.")
 @out_option("Output folder (default: generated/<spec name>); refused when it holds files cktflow did not "
             "write, unless --force.", folder=True)
 @force_option
@@ -81,7 +104,7 @@ def size_command(spec_path, budget, batch, margin, seed, history, out, workers, 
                    "(from --dataset, default the built dataset).")
 @pool_options
 @json_option
-def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance, no_refine, seed, out, force,
+def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance, no_refine, seed, pdk, out, force,
                      dataset_path, memory, workers, ray_address, as_json):
     """Design circuits for a spec: the model proposes candidates, ngspice measures them, Bayesian
     sizing refines the best, and a final ngspice run verifies the winners. When fewer than --want
@@ -92,12 +115,33 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
     circuit, its JSON, netlists, schematics and Bode plot. Sizing histories live in OUT/sizing, so an
     interrupted run resumes. Exit code 0 when at least one circuit is verified; 1 otherwise (the
     closest circuit and its shortfall are reported).
+
+    At transistor level (the spec's `pdk:`, or --pdk) the candidates are the PDK's op-amp
+    templates: each is simulated once at typical, the most promising --top-k are sized (--budget
+    simulations in all, each condition run of a point counting one), and the ones that meet the
+    spec are verified with every testbench at every corner and temperature. Per circuit OUT holds
+    the subcircuit, a plain-ngspice testbench, xschem and KiCad schematics, Bode and step plots and
+    the operating-point table; report.md ranks them by worst-case margin. Exit 0 when at least one
+    circuit is verified at every condition, 1 otherwise (the nearest miss is reported).
     """
     from pathlib import Path
 
     from cktflow.flow import generate, run_provenance, write_design_report
 
-    spec = load_spec_arg(spec_path, behavioural_only="generate")
+    from .design_transistor import at_pdk, generate_transistor_command
+
+    spec = at_pdk(load_spec_arg(spec_path), pdk)
+    if spec.level == "transistor":
+        given = [name for name, on in (("-n", n != 32), ("--checkpoint", checkpoint), ("--no-guidance", no_guidance),
+                                       ("--no-refine", no_refine), ("--dataset", dataset_path), ("--memory", memory))
+                 if on]
+        if given:
+            raise InputProblem(f"{', '.join(given)}: the model's options apply to behavioural circuits; at "
+                               "transistor level generate starts from the PDK's templates")
+        generate_transistor_command(spec, budget, top_k or 2, want or 1, seed, out, force, workers, ray_address,
+                                    as_json)
+        return
+    top_k, want = top_k or 4, want or 3
     out_dir = Path(out or Path("generated") / spec.name)
     checkpoint_arg(checkpoint)
     nearest = None

@@ -135,8 +135,9 @@ class TransistorReport:
 
 
 def verify_transistor(design: TransistorDesign, spec: Spec, simulator,
-                      progress: Callable[[str], None] | None = None) -> TransistorReport:
-    """Measure `design` at every condition of `spec` (a transistor-level spec) and check it."""
+                      progress: Callable[[str], None] | None = None, keep_waves: bool = False) -> TransistorReport:
+    """Measure `design` at every condition of `spec` (a transistor-level spec) and check it.
+    `keep_waves`: keep each condition's open-loop AC response and follower step (for plots)."""
     tech = load_technology(spec.pdk)
     dut, name, params = design.circuit.dut()
     results = []
@@ -144,7 +145,8 @@ def verify_transistor(design: TransistorDesign, spec: Spec, simulator,
         if progress:
             progress(f"{design.source}: {cond.label}")
         t0 = time.perf_counter()
-        job = OpampJob(dut, name, tuple(sorted(params.items())), conditions=cond, pdk=tech.name)
+        job = OpampJob(dut, name, tuple(sorted(params.items())), conditions=cond, pdk=tech.name,
+                       keep_waves=keep_waves)
         res = simulator.run(job)
         metrics = getattr(res, "metrics", None)
         results.append(ConditionResult(cond, metrics, None if metrics is not None else (res.failure or "error"),

@@ -4,7 +4,9 @@
                                  bound tightened by the stop margin (so y > 0 until the spec is met
                                  with that margin; with margin 0 it is exactly `spec.shortfall`)
     y = -goodness in (-1, 0]     once it is met: max_margin -> tanh(min_margin);
-                                 min_total_gm -> 1 / (1 + total_gm / 1 mS)
+                                 min_total_gm -> 1 / (1 + total_gm / 1 mS);
+                                 min_power -> 1 / (1 + power_w / 100 uW) (transistor level);
+                                 min_area -> 1 / (1 + area_um2 / 1000 um2) (transistor level)
     y = failed_penalty(spec)     when the simulation failed: 10 per target (what a result with every
                                  metric missing scores) + FAILED_PENALTY_EXTRA, so a failure ranks below
                                  any measured circuit; the failure kind and message are kept.
@@ -28,6 +30,10 @@ __all__ = ["FAILED_PENALTY_EXTRA", "GM_REFERENCE", "failed_penalty", "score", "E
 FAILED_PENALTY_EXTRA = 1.0
 #: Total gm at which the min_total_gm goodness is 0.5 (siemens).
 GM_REFERENCE = 1e-3
+#: Power (W) and area (um2) at which the min_power / min_area goodness is 0.5: mid-range for
+#: sky130 op-amps (tens of uW to mW; tens to thousands of um2), so the goodness keeps a slope there.
+POWER_REFERENCE = 100e-6
+AREA_REFERENCE = 1000.0
 _MISSING = 10.0
 
 
@@ -60,6 +66,10 @@ def score(spec: Spec, circuit: Circuit, result: SimResult, margin: float = 0.0) 
         return gap
     if spec.objective == "min_total_gm":
         return -1.0 / (1.0 + total_gm(circuit) / GM_REFERENCE)
+    if spec.objective in ("min_power", "min_area"):
+        metric, ref = (("power_w", POWER_REFERENCE) if spec.objective == "min_power" else ("area_um2", AREA_REFERENCE))
+        value = perf.get(metric)
+        return -1.0 / (1.0 + max(value, 0.0) / ref) if value is not None else 0.0
     return -math.tanh(spec.min_margin(perf))
 
 

@@ -112,14 +112,16 @@ class Sizer:
 
     def __init__(self, circuit: Circuit, spec: Spec, config: SizingConfig = SizingConfig(), seed: int = 0,
                  pdk: Pdk | None = None, history_path: str | Path | None = None,
-                 start_result: SimResult | None = None):
+                 start_result: SimResult | None = None, space=None):
         from skopt import Optimizer
         from skopt.utils import cook_estimator
 
         self.spec = spec
         self.config = config
         self.seed = seed
-        self.space = SearchSpace.of(circuit, pdk)
+        # `space`: another search space with SearchSpace's interface (the transistor level's, over a
+        # TransistorCircuit's sizing parameters); default the behavioural device values
+        self.space = space if space is not None else SearchSpace.of(circuit, pdk)
         # fixed for the run: read by every ask (start point, local-search centre, model steps)
         self._start = self.space.start()
         self._kinds = [kind for _, kind in self.space.keys]

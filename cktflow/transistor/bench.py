@@ -27,7 +27,7 @@ from ..resources import templates_dir
 from ..technology import Technology, load_technology
 from .netlist import check_transistor_netlist, logical_lines, passive_area_um2, spice_number
 
-__all__ = ["Conditions", "OpampMetrics", "OpampBench", "model_library", "AC_START_HZ", "AC_STOP_HZ"]
+__all__ = ["Conditions", "OpampMetrics", "OpampBench", "model_library", "deck_params", "AC_START_HZ", "AC_STOP_HZ"]
 
 AC_START_HZ = 1.0
 AC_STOP_HZ = 10e9
@@ -81,6 +81,7 @@ class OpampMetrics:
     worst_device: str | None = None           # the device with the smallest vds - vdsat
     op: OpPoint | None = field(default=None, repr=False)
     step: dict | None = field(default=None, repr=False)   # time, vin, vout of the follower
+    ac: dict | None = field(default=None, repr=False)     # freq, h (open loop) for a Bode plot
 
     def __getattr__(self, name: str):
         if name in METRIC_UNITS:
@@ -114,9 +115,9 @@ class OpampBench:
         # the DUT's own .param lines carry its defaults; `params` override them (as alterable globals)
         body = "\n".join(ln for ln in checked.lines if not ln.lower().startswith(".param"))
         tb = Template((templates_dir() / self.tech.templates / "opamp_tb.cir").read_text()).substitute(dut=dut_name)
-        tb_params = _deck_params(tb)
+        tb_params = deck_params(tb)
         tb = "\n".join(ln for ln in tb.splitlines() if not ln.lower().startswith(".param"))
-        params = {**_deck_params(dut), **{k.lower(): float(v) for k, v in params.items()}}
+        params = {**deck_params(dut), **{k.lower(): float(v) for k, v in params.items()}}
         self.size_names = tuple(params)
         self.default_sizes = dict(params)      # the DUT's .param defaults, overridden by `params`
         fets = {d.model for d in self.tech.devices.values() if d.type in ("nmos", "pmos")}
@@ -153,7 +154,7 @@ class OpampBench:
         self.session.set_params(**merged)
 
     def measure(self, conditions: Conditions | None = None, *, noise: bool = True, step: bool = True,
-                swing: bool = True, keep_step: bool = False, **sizes: float) -> OpampMetrics:
+                swing: bool = True, keep_step: bool = False, keep_ac: bool = False, **sizes: float) -> OpampMetrics:
         cond = (conditions or Conditions(corner=self.corner)).resolved(self.tech)
         if cond.corner != self.corner:
             raise ValueError(f"this bench is loaded for corner {self.corner}; "
@@ -200,7 +201,8 @@ class OpampBench:
             if v["slew_rise_v_per_s"] is not None and v["slew_fall_v_per_s"] is not None:
                 v["slew_v_per_s"] = min(v["slew_rise_v_per_s"], v["slew_fall_v_per_s"])
         return OpampMetrics(conditions=asdict(cond), performance=perf.with_values(**v), worst_device=worst_device,
-                            op=op, step=wave if keep_step else None)
+                            op=op, step=wave if keep_step else None,
+                            ac={"freq": np.asarray(ac.scale), "h": np.asarray(h)} if keep_ac else None)
 
     def _swing(self, cond: Conditions) -> tuple[float | None, float | None]:
         """The output range over which the open-loop gain stays at least half its largest value
@@ -264,7 +266,7 @@ class OpampBench:
         return sr_r, sr_f, settling, overshoot, stable, {"time": t, "vin": tr["inp_st"], "vout": vout}
 
 
-def _deck_params(text: str) -> dict[str, float]:
+def deck_params(text: str) -> dict[str, float]:
     """The numeric global .param values of a template (its conditions' defaults), continuation
     lines included."""
 

@@ -1,0 +1,222 @@
+"""`generate` at transistor level: candidate topologies -> a cheap screen -> sizing -> verification
+at every condition -> the output folder (netlists, testbench, schematics, plots, op-point tables).
+
+Candidates come from a list of sources, each `source(spec, tech) -> list[Candidate]`. Today the
+one source is the PDK's templates (cktflow.transistor.templates()); a source that realises the
+model's behavioural topologies on the PDK is one more function in `CANDIDATE_SOURCES` (or passed
+as `sources=`), nothing else changes.
+
+Screening: each candidate is simulated once at the typical condition at its own sizes (the same
+start point its sizing run would measure first, written to its sizing history, so the screen is
+not paid twice). Candidates are sized best-screened first (shortfall at typical), each with a share
+of the budget that is left, until `want` meet the spec at every condition. Every candidate that
+sizing reports as meeting the spec, or the closest miss when none does, is then verified:
+cktflow.flow.transistor.verify_transistor measures every testbench (op, AC, swing, noise, the
+follower's steps) at every condition, and only that run decides "verified".
+
+Resuming: histories live in OUT/sizing/<candidate>.jsonl; a rerun into the same folder replays
+them (cktflow.sizing.transistor) and re-simulates nothing sizing had finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..spec import Spec
+from ..technology import Technology, load_technology
+from ..transistor import TransistorCircuit, from_template, templates
+from .transistor import TransistorDesign, TransistorReport, conditions_of, verify_transistor
+
+__all__ = ["Candidate", "template_candidates", "CANDIDATE_SOURCES", "TransistorOutcome", "TransistorDesignResult",
+           "generate_transistor", "PoolRunner"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    circuit: TransistorCircuit
+    origin: str                  # where it came from, e.g. "template miller2"
+
+
+def template_candidates(spec: Spec, tech: Technology) -> list[Candidate]:
+    """The PDK's amplifier templates at their own sizes."""
+    return [Candidate(from_template(name, pdk=tech.name), f"template {name}") for name in templates(tech.name)]
+
+
+#: Where candidates come from, in order (a realisation of the model's topologies joins here).
+CANDIDATE_SOURCES: tuple[Callable[[Spec, Technology], list[Candidate]], ...] = (template_candidates,)
+
+
+class PoolRunner:
+    """`run(job)` over a SimPool, for code written against LocalSimulator (verify_transistor)."""
+
+    def __init__(self, pool):
+        self.pool = pool
+
+    def run(self, job):
+        return self.pool.map([job])[0]
+
+
+@dataclass
+class TransistorOutcome:
+    candidate: Candidate
+    screen_shortfall: float               # at typical, at the candidate's own sizes
+    sizing: "object | None"               # cktflow.sizing.transistor.TransistorSizingResult
+    report: TransistorReport | None       # the verification run (None: not verified)
+
+    @property
+    def circuit(self) -> TransistorCircuit:
+        return self.sizing.circuit if self.sizing is not None else self.candidate.circuit
+
+    @property
+    def passed(self) -> bool:
+        return self.report is not None and self.report.passed
+
+    @property
+    def margin(self) -> float | None:
+        """The worst-case normalised margin of the verification run (negative: a miss)."""
+        if self.report is None or not all(r.ok for r in self.report.results):
+            return None
+        return self.report.spec.min_margin(self.report.worst)
+
+    @property
+    def shortfall(self) -> float:
+        if self.report is not None:
+            return self.report.spec.shortfall(self.report.worst if all(r.ok for r in self.report.results) else None)
+        if self.sizing is not None:
+            return self.sizing.best.shortfall
+        return self.screen_shortfall
+
+    def to_dict(self) -> dict:
+        return {"origin": self.candidate.origin, "name": self.circuit.name, "verified": self.passed,
+                "margin": self.margin, "shortfall": self.shortfall, "screen_shortfall": self.screen_shortfall,
+                "sizing": {k: v for k, v in self.sizing.to_dict().items() if k not in ("circuit", "conditions")}
+                if self.sizing is not None else None,
+                "verification": self.report.to_dict() if self.report is not None else None,
+                "sizes": self.circuit.sizes(), "hash": self.circuit.canonical_hash()}
+
+
+@dataclass
+class TransistorDesignResult:
+    spec: Spec
+    outcomes: list[TransistorOutcome]     # verified first (largest worst-case margin first), then misses
+    candidates: int
+    screened: int                         # candidates simulated at their own sizes
+    simulations: int                      # screening + sizing (each condition run of a point is one)
+    verification_simulations: int         # the final runs (every testbench, every condition)
+    seconds: float
+
+    @property
+    def verified(self) -> list[TransistorOutcome]:
+        return [o for o in self.outcomes if o.passed]
+
+    @property
+    def closest(self) -> TransistorOutcome | None:
+        misses = [o for o in self.outcomes if not o.passed]
+        return min(misses, key=lambda o: o.shortfall) if misses else None
+
+    def to_dict(self) -> dict:
+        c = self.closest
+        return {"spec": self.spec.to_dict(), "success": bool(self.verified), "verified": len(self.verified),
+                "candidates": self.candidates, "screened": self.screened, "simulations": self.simulations,
+                "verification_simulations": self.verification_simulations, "seconds": self.seconds,
+                "closest_shortfall": None if self.verified or c is None else c.shortfall,
+                "outcomes": [o.to_dict() for o in self.outcomes]}
+
+
+def _history(history_dir: Path | None, i: int, cand: Candidate) -> Path | None:
+    return history_dir / f"{i:02d}-{cand.circuit.name}.jsonl" if history_dir is not None else None
+
+
+def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = CANDIDATE_SOURCES,
+                        budget: int = 200, top_k: int = 2, want: int = 1, seed: int = 0, config=None,
+                        history_dir: str | Path | None = None, progress: bool = False,
+                        on_progress: Callable[[str], None] | None = None) -> TransistorDesignResult:
+    """From a transistor-level spec to verified circuits within `budget` simulations (screening and
+    sizing; the verification runs come on top and are counted apart). See the module docstring.
+    `simulator`: a LocalSimulator or a SimPool."""
+    from ..sizing.transistor import TRANSISTOR_CONFIG, size_transistor
+
+    if budget < 1 or top_k < 1 or want < 1:
+        raise ValueError("budget, top_k and want must be at least 1")
+    if spec.level != "transistor":
+        raise ValueError(f"{spec.source}: generate_transistor needs a transistor-level spec (pdk: ...)")
+    t0 = time.perf_counter()
+    say = on_progress or (lambda msg: log.info("%s", msg))
+    tech = load_technology(spec.pdk)
+    tech.require_installed()
+    config = config or TRANSISTOR_CONFIG
+    hdir = Path(history_dir) if history_dir is not None else None
+    runner = PoolRunner(simulator) if hasattr(simulator, "map") else simulator
+    seen, cands = set(), []
+    for source in sources:
+        for c in source(spec, tech):
+            h = c.circuit.canonical_hash()
+            if h not in seen:
+                seen.add(h)
+                cands.append(c)
+    if not cands:
+        raise ValueError(f"no candidate topologies for {tech.name}")
+
+    # screen: the start point of each candidate's sizing run, at typical (budget 1)
+    screens, sims = [], 0
+    for i, c in enumerate(cands):
+        if sims >= budget:
+            break
+        conds = conditions_of(spec, tech, c.circuit)
+        r = size_transistor(c.circuit, spec, conds, simulator, config=replace(config, budget=1), seed=seed + i,
+                            history_path=_history(hdir, i, c))
+        sims += r.simulations
+        screens.append((i, r))
+        say(f"screened {c.origin}: shortfall {r.best.shortfall:.3g} at typical"
+            + (" (meets the spec at every condition)" if r.met else ""))
+    order = sorted(screens, key=lambda ir: (not ir[1].met, ir[1].best.y))
+    sized: dict[int, object] = {i: r for i, r in screens}
+    met = [i for i, r in order if r.met]
+    chosen = [i for i, _ in order if i not in met][:max(0, top_k)]
+    for n, i in enumerate(chosen):
+        if len(met) >= want or sims >= budget:
+            break
+        c = cands[i]
+        share = (budget - sims) // (len(chosen) - n)    # the rest split over the candidates still to size
+        # this candidate's budget counts its screen (already in its history) as spent
+        cand_budget = sized[i].simulations + max(1, share)
+        say(f"sizing {c.origin} with up to {cand_budget - sized[i].simulations} more simulations")
+        r = size_transistor(c.circuit, spec, conditions_of(spec, tech, c.circuit), simulator,
+                            config=replace(config, budget=cand_budget), seed=seed + i,
+                            history_path=_history(hdir, i, c), progress=progress)
+        sims += r.simulations - sized[i].simulations
+        sized[i] = r
+        say(f"{c.origin}: {'met' if r.met else 'missed'} after {r.simulations} simulations "
+            f"(shortfall {r.best.shortfall:.3g})")
+        if r.met:
+            met.append(i)
+    # verify what sizing claims, else the closest miss
+    claimed = [i for i in sized if sized[i].met]
+    if not claimed and sized:
+        claimed = [min(sized, key=lambda i: sized[i].best.shortfall)]
+    outcomes, vsims = [], 0
+    for i in claimed:
+        r = sized[i]
+        c = cands[i]
+        say(f"verifying {c.origin} at {len(r.plan.conditions)} condition(s)")
+        report = verify_transistor(TransistorDesign(c.origin, r.circuit), spec, runner, keep_waves=True)
+        vsims += len(report.results)
+        outcomes.append(TransistorOutcome(c, screens_shortfall(screens, i), r if r.points > 1 else None, report))
+    for i, r in screens:
+        if i not in claimed:
+            outcomes.append(TransistorOutcome(cands[i], r.best.shortfall,
+                                              sized[i] if sized[i].points > 1 else None, None))
+    passed = sorted((o for o in outcomes if o.passed), key=lambda o: -(o.margin or 0.0))
+    rest = sorted((o for o in outcomes if not o.passed), key=lambda o: (o.report is None, o.shortfall))
+    return TransistorDesignResult(spec, passed + rest, len(cands), len(screens), sims, vsims,
+                                  time.perf_counter() - t0)
+
+
+def screens_shortfall(screens, i: int) -> float:
+    return next(r.best.shortfall for j, r in screens if j == i)

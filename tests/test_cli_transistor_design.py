@@ -1,0 +1,150 @@
+"""`cktflow size` and `cktflow generate` at transistor level: real ngspice and sky130, exit codes
+0 / 1 / 2, the files written, bad input refused before anything runs; generate's flow with a
+single candidate source (library level) so that the default run stays short."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from pdk_required import require_pdk
+
+require_pdk()
+
+from cktflow.flow.transistor_design import Candidate, generate_transistor  # noqa: E402
+from cktflow.flow.transistor_output import write_transistor_report  # noqa: E402
+from cktflow.resources import templates_dir  # noqa: E402
+from cktflow.spec import parse_spec  # noqa: E402
+from cktflow.transistor import from_template  # noqa: E402
+from cktflow.transistor.jobs import KeyedLocalSimulator  # noqa: E402
+from cli import main  # noqa: E402
+
+OTA = templates_dir() / "sky130" / "ota5t.cir"
+SPEC = """name: {name}
+pdk: sky130
+conditions: {{vcm: 1.1V, load_cap: 5pF}}
+targets:
+  ugf_hz: {{min: {ugf}}}
+  gain_db: {{min: 36dB}}
+  pm_deg: {{min: 60deg}}
+"""
+
+
+def write_spec(tmp_path, ugf="8MHz", name="ota", pdk=True):
+    p = tmp_path / f"{name}.yaml"
+    text = SPEC.format(name=name, ugf=ugf)
+    p.write_text(text if pdk else text.replace("pdk: sky130\n", "").replace("conditions: {vcm: 1.1V, load_cap: 5pF}\n", ""))
+    return str(p)
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_size_meets_the_spec_writes_the_circuit_and_report_and_refuses_to_overwrite(tmp_path):
+    out = tmp_path / "sized.json"
+    r = run("size", "--spec", write_spec(tmp_path), "-o", str(out), "--json", str(OTA))
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["met"] and data["simulations"] >= 2 and data["worst_case"]["ugf_hz"] >= 8e6
+    sized = json.loads(out.read_text())
+    assert sized["format"] == "cktflow.transistor-circuit"
+    assert (tmp_path / "sized.report.md").read_text().startswith("# cktflow size")
+    # the sized JSON verifies at transistor level with the same spec
+    v = run("verify", "--spec", write_spec(tmp_path), str(out))
+    assert v.exit_code == 0, v.output
+    again = run("size", "--spec", write_spec(tmp_path), "-o", str(out), str(OTA))
+    assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_size_misses_an_impossible_spec_with_exit_1(tmp_path):
+    r = run("size", "--spec", write_spec(tmp_path, ugf="5GHz"), "--budget", "3", str(OTA))
+    assert r.exit_code == 1, r.output
+    assert "NOT met within 3 simulations" in r.output and "ugf_hz" in r.output
+
+
+def test_size_and_generate_refuse_bad_input_with_exit_2(tmp_path):
+    s = write_spec(tmp_path)
+    behavioural = tmp_path / "b.json"
+    behavioural.write_text('{"nodes": [], "edges": []}')
+    r = run("size", "--spec", s, str(behavioural))
+    assert r.exit_code == 2 and "behavioural" in r.output
+    r = run("size", "--spec", s, str(tmp_path / "missing.cir"))
+    assert r.exit_code == 2 and "cannot read" in r.output
+    r = run("size", "--spec", s, "-o", str(OTA), str(OTA))
+    assert r.exit_code == 2 and "input circuit" in r.output
+    r = run("generate", "--spec", s, "--memory", "-o", str(tmp_path / "g"))
+    assert r.exit_code == 2 and "behavioural circuits" in r.output
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    r = run("generate", "--spec", s, "-o", str(user))
+    assert r.exit_code == 2 and (user / "notes.txt").read_text() == "mine"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("targets:\n  gain_db: {min: 40dB}\nobjective: min_power\n")
+    r = run("size", "--spec", str(bad), str(OTA))
+    assert r.exit_code == 2 and "bad.yaml:3: objective 'min_power'" in r.output
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with KeyedLocalSimulator(timeout_s=180) as s:
+        yield s
+
+
+def ota_only(spec, tech):
+    return [Candidate(from_template("ota5t"), "template ota5t")]
+
+
+def test_generate_flow_verifies_writes_every_file_and_resumes(tmp_path, sim):
+    spec = parse_spec(SPEC.format(name="g", ugf="8MHz"))
+    r = generate_transistor(spec, sim, sources=[ota_only], budget=60, history_dir=tmp_path / "sizing")
+    assert r.verified and r.verified[0].report.passed and r.simulations <= 60
+    data = write_transistor_report(r, tmp_path)
+    files = data["outcomes"][0]["files"]
+    folder = tmp_path / "circuits" / "01-verified-ota5t"
+    for suffix in (".spice", "_tb.cir", ".sch", ".kicad_sch", ".json"):
+        assert (folder / f"ota5t{suffix}").is_file()
+    assert (folder / ".spiceinit").is_file() and (folder / "bode.png").stat().st_size > 1000
+    assert (folder / "step.png").stat().st_size > 1000 and files["bode"].endswith("bode.png")
+    devices = data["outcomes"][0]["op_point"]["devices"]
+    assert {d["device"] for d in devices} == {"xm1", "xm2", "xm3", "xm4", "xm5", "xm6"}
+    assert all(d["region"] == "saturation" and d["vds_minus_vdsat_v"] > 0 and d["gm_id"] > 0 for d in devices)
+    md = (tmp_path / "report.md").read_text()
+    assert "worst-case margin" in md and "| xm1 |" in md and "tt 27C" in md
+    # the testbench deck reproduces the report's gain in plain ngspice, at the spec's load
+    deck = (folder / "ota5t_tb.cir").read_text()
+    assert "cl=5e-12" in deck.replace(" ", "")
+    # resumed into the same folder: no simulation of the sizing is repeated
+    again = generate_transistor(spec, sim, sources=[ota_only], budget=60, history_dir=tmp_path / "sizing")
+    assert again.simulations == r.simulations
+    assert again.verified[0].circuit.sizes() == r.verified[0].circuit.sizes()
+
+
+def test_generate_flow_reports_the_nearest_miss(tmp_path, sim):
+    spec = parse_spec(SPEC.format(name="g", ugf="5GHz"))
+    r = generate_transistor(spec, sim, sources=[ota_only], budget=4)
+    assert not r.verified and r.closest is not None and r.closest.shortfall > 0
+    assert r.simulations <= 4 + 1
+    data = write_transistor_report(r, tmp_path)
+    assert not data["success"] and data["closest_shortfall"] > 0
+    assert "No circuit met the spec" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_generate_cli_exit_0_and_1_with_files(tmp_path):
+    out = tmp_path / "g"
+    r = run("generate", "--spec", write_spec(tmp_path), "-o", str(out), "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["success"] and data["candidates"] == 4 and data["screened"] == 4
+    v = next(o for o in data["outcomes"] if o["verified"])
+    tb = out / v["files"]["testbench"]
+    res = subprocess.run(["ngspice", "-b", tb.name], cwd=tb.parent, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    miss = run("generate", "--spec", write_spec(tmp_path, ugf="5GHz", name="miss"), "--budget", "8",
+               "-o", str(tmp_path / "m"))
+    assert miss.exit_code == 1 and "nearest miss" in miss.output
