@@ -113,6 +113,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, sim):
     assert rest.circuit.sizes() == whole.circuit.sizes() and rest.simulations == whole.simulations
 
 
+@pytest.mark.slow      # ~110 s under load: dozens of sizing points after the spec holds
 def test_min_power_lowers_the_power_once_the_spec_holds(sim):
     s = spec(objective="min_power")
     c = from_template("ota5t")
