@@ -79,7 +79,7 @@ def size_command(spec_path, budget, batch, margin, seed, history, pdk, out, forc
 @click.option("-n", "n", type=click.IntRange(1), default=32, show_default=True,
               help="Candidates the model proposes (distinct, valid).")
 @click.option("--top-k", type=click.IntRange(1), default=None,
-              help="Best-ranked candidates to size when none meets the spec as proposed [default: 4; 2 at "
+              help="Best-ranked candidates to size when none meets the spec as proposed [default: 4; 3 at "
                    "transistor level].")
 @click.option("--budget", type=click.IntRange(1), default=200, show_default=True,
               help="ngspice simulations in all, the candidates' first simulations included.")
@@ -138,7 +138,7 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
         if given:
             raise InputProblem(f"{', '.join(given)}: the model's options apply to behavioural circuits; at "
                                "transistor level generate starts from the PDK's templates")
-        generate_transistor_command(spec, budget, top_k or 2, want or 1, seed, out, force, workers, ray_address,
+        generate_transistor_command(spec, budget, top_k or 3, want or 1, seed, out, force, workers, ray_address,
                                     as_json)
         return
     top_k, want = top_k or 4, want or 3
