@@ -137,6 +137,28 @@ def load_spec_arg(path, behavioural_only: str | None = None):
     return spec
 
 
+def spec_at_pdk(spec, pdk):
+    """The spec at --pdk: a transistor PDK moves a behavioural spec to transistor level."""
+    from cktflow.spec import SpecError
+    from cktflow.technology import load_technology
+    if pdk is None:
+        return spec
+    try:
+        tech = load_technology(pdk)
+    except FileNotFoundError as exc:
+        raise InputProblem(f"--pdk: {exc}") from None
+    if tech.kind != "transistor":
+        if spec.level == "transistor":
+            raise InputProblem(f"--pdk {pdk}: {spec.source} is a transistor-level spec (pdk: {spec.pdk})")
+        return spec
+    if spec.pdk not in (None, tech.name):
+        raise InputProblem(f"--pdk {pdk}: {spec.source} names another PDK (pdk: {spec.pdk})")
+    try:
+        return spec.with_pdk(tech.name)
+    except SpecError as exc:
+        raise InputProblem(str(exc)) from None
+
+
 def circuit_arg(path, purpose: str):
     """The Circuit in a circuit JSON file; bad input or a netlist is an InputProblem."""
     from cktflow.flow import InputError, load_design

@@ -6,9 +6,9 @@ import sys
 
 import click
 
-from .common import (EXIT_MET, EXIT_NOT_MET, InputProblem, alias_option, checkpoint_arg, circuit_arg, echo_json,
+from .common import (EXIT_MET, EXIT_NOT_MET, InputProblem, checkpoint_arg, circuit_arg, echo_json,
                      force_option, json_option, load_spec_arg, out_option, output_folder, pool_options, quiet_stdout,
-                     sim_pool, spec_option)
+                     sim_pool, spec_at_pdk, spec_option)
 
 
 @click.command("size")
@@ -50,9 +50,9 @@ def size_command(spec_path, budget, batch, margin, seed, history, pdk, out, forc
     from cktflow.report import sizing_table
     from cktflow.sizing import SizingConfig, size
 
-    from .design_transistor import at_pdk, size_transistor_command
+    from .design_transistor import size_transistor_command
 
-    spec = at_pdk(load_spec_arg(spec_path), pdk)
+    spec = spec_at_pdk(load_spec_arg(spec_path), pdk)
     if spec.level == "transistor":
         size_transistor_command(spec, circuit, budget, batch, margin, seed, history, out, force, workers,
                                 ray_address, as_json)
@@ -78,9 +78,9 @@ def size_command(spec_path, budget, batch, margin, seed, history, pdk, out, forc
 @spec_option()
 @click.option("-n", "n", type=click.IntRange(1), default=32, show_default=True,
               help="Candidates the model proposes (distinct, valid).")
-@click.option("--top-k", type=click.IntRange(1), default=None,
-              help="Best-ranked candidates to size when none meets the spec as proposed [default: 4; 3 at "
-                   "transistor level].")
+@click.option("--top-k", type=click.IntRange(1), default=4, show_default=True,
+              help="Best-ranked candidates to size when none meets the spec as proposed (at transistor level "
+                   "sized in lockstep rounds, the better half going on after each).")
 @click.option("--budget", type=click.IntRange(1), default=200, show_default=True,
               help="ngspice simulations in all, the candidates' first simulations included.")
 @click.option("--want", type=click.IntRange(1), default=None,
@@ -128,9 +128,9 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
 
     from cktflow.flow import generate, run_provenance, write_design_report
 
-    from .design_transistor import at_pdk, generate_transistor_command
+    from .design_transistor import generate_transistor_command
 
-    spec = at_pdk(load_spec_arg(spec_path), pdk)
+    spec = spec_at_pdk(load_spec_arg(spec_path), pdk)
     if spec.level == "transistor":
         given = [name for name, on in (("-n", n != 32), ("--checkpoint", checkpoint), ("--no-guidance", no_guidance),
                                        ("--no-refine", no_refine), ("--dataset", dataset_path), ("--memory", memory))
@@ -138,10 +138,10 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
         if given:
             raise InputProblem(f"{', '.join(given)}: the model's options apply to behavioural circuits; at "
                                "transistor level generate starts from the PDK's templates")
-        generate_transistor_command(spec, budget, top_k or 3, want or 1, seed, out, force, workers, ray_address,
+        generate_transistor_command(spec, budget, top_k, want or 1, seed, out, force, workers, ray_address,
                                     as_json)
         return
-    top_k, want = top_k or 4, want or 3
+    want = want or 3
     out_dir = Path(out or Path("generated") / spec.name)
     checkpoint_arg(checkpoint)
     nearest = None

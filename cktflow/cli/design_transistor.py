@@ -12,12 +12,6 @@ import click
 from .common import EXIT_MET, EXIT_NOT_MET, InputProblem, echo_json, output_folder, quiet_stdout, sim_pool
 
 
-def at_pdk(spec, pdk):
-    """The spec at --pdk (moves a behavioural spec to transistor level); see `cktflow verify`."""
-    from .verify import _at_pdk
-    return _at_pdk(spec, pdk)
-
-
 @contextlib.contextmanager
 def simulator(workers, ray_address, progress: bool):
     """The Ray pool of --workers/--ray-address, else local ngspice processes that keep the PDK's

@@ -7,7 +7,7 @@ import sys
 import click
 
 from .common import (EXIT_MET, EXIT_NOT_MET, InputProblem, alias_option, echo_json, json_option, load_spec_arg,
-                     quiet_stdout, spec_option)
+                     quiet_stdout, spec_at_pdk, spec_option)
 
 
 @click.command("verify")
@@ -40,7 +40,7 @@ def verify(spec_path, sim, input_net, output_net, pdk, timeout, as_json, circuit
     from spice_sim import LocalSimulator
 
     spec = load_spec_arg(spec_path)
-    spec = _at_pdk(spec, pdk)
+    spec = spec_at_pdk(spec, pdk)
     if spec.level == "transistor":
         _verify_transistor(spec, timeout, as_json, circuits)
         return
@@ -64,28 +64,6 @@ def verify(spec_path, sim, input_net, output_net, pdk, timeout, as_json, circuit
         n_pass = sum(r.passed for r in reports)
         click.echo(f"{n_pass} of {len(reports)} circuit(s) meet spec '{spec.name}'")
     sys.exit(EXIT_MET if all(r.passed for r in reports) else EXIT_NOT_MET)
-
-
-def _at_pdk(spec, pdk):
-    """The spec at --pdk: a transistor PDK moves a behavioural spec to transistor level."""
-    from cktflow.spec import SpecError
-    from cktflow.technology import load_technology
-    if pdk is None:
-        return spec
-    try:
-        tech = load_technology(pdk)
-    except FileNotFoundError as exc:
-        raise InputProblem(f"--pdk: {exc}") from None
-    if tech.kind != "transistor":
-        if spec.level == "transistor":
-            raise InputProblem(f"--pdk {pdk}: {spec.source} is a transistor-level spec (pdk: {spec.pdk})")
-        return spec
-    if spec.pdk not in (None, tech.name):
-        raise InputProblem(f"--pdk {pdk}: {spec.source} names another PDK (pdk: {spec.pdk})")
-    try:
-        return spec.with_pdk(tech.name)
-    except SpecError as exc:
-        raise InputProblem(str(exc)) from None
 
 
 def _verify_transistor(spec, timeout, as_json, circuits):

@@ -9,8 +9,9 @@ as `sources=`), nothing else changes.
 Screening: each candidate is simulated once at the typical condition at its own sizes (the same
 start point its sizing run would measure first, written to its sizing history, so the screen is
 not paid twice). The best-screened `top_k` are then sized in lockstep: rounds in which each gets
-`ROUND_SIMS` more simulations (its run resumed from its history), until `want` meet the spec at
-every condition or the budget is spent. A topology's shortfall at its start sizes says little about
+`ROUND_SIMS` more simulations (its run resumed from its history), the better half by its best
+point going on after each round (successive halving), until `want` meet the spec at every
+condition or the budget is spent. A topology's shortfall at its start sizes says little about
 what it reaches once sized (measured: ranking at the start sizes and sizing one candidate at a time
 spent a whole budget on the wrong template, where the two-stage Miller met the spec in 20
 simulations), so no candidate gets the whole budget before the others have had a share. Every candidate that
@@ -144,7 +145,7 @@ def _history(history_dir: Path, i: int, cand: Candidate) -> Path:
 
 
 def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = CANDIDATE_SOURCES,
-                        budget: int = 200, top_k: int = 3, want: int = 1, seed: int = 0, config=None,
+                        budget: int = 200, top_k: int = 4, want: int = 1, seed: int = 0, config=None,
                         history_dir: str | Path | None = None, progress: bool = False,
                         on_progress: Callable[[str], None] | None = None) -> TransistorDesignResult:
     """From a transistor-level spec to verified circuits within `budget` simulations (screening and
@@ -215,6 +216,8 @@ def _generate(spec, simulator, tech, sources, budget, top_k, want, seed, config,
                 active.remove(i)
             say(f"{c.origin}: {'met' if r.met else 'not yet'} after {r.simulations} simulations "
                 f"(shortfall {r.best.shortfall:.3g})")
+        # successive halving: after each round the better half (by the best point so far) goes on
+        active = sorted(active, key=lambda j: sized[j].best.y)[:max(1, (len(active) + 1) // 2)]
     # verify what sizing claims, else the closest miss
     claimed = [i for i in sized if sized[i].met]
     if not claimed and sized:
