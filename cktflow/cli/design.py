@@ -78,9 +78,9 @@ def size_command(spec_path, budget, batch, margin, seed, history, pdk, out, forc
 @spec_option()
 @click.option("-n", "n", type=click.IntRange(1), default=32, show_default=True,
               help="Candidates the model proposes (distinct, valid).")
-@click.option("--top-k", type=click.IntRange(1), default=4, show_default=True,
-              help="Best-ranked candidates to size when none meets the spec as proposed (at transistor level "
-                   "sized in lockstep rounds, the better half going on after each).")
+@click.option("--top-k", type=click.IntRange(1), default=None,
+              help="Best-ranked candidates to size when none meets the spec as proposed [default: 4; 2 at "
+                   "transistor level].")
 @click.option("--budget", type=click.IntRange(1), default=200, show_default=True,
               help="ngspice simulations in all, the candidates' first simulations included.")
 @click.option("--want", type=click.IntRange(1), default=None,
@@ -138,10 +138,10 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
         if given:
             raise InputProblem(f"{', '.join(given)}: the model's options apply to behavioural circuits; at "
                                "transistor level generate starts from the PDK's templates")
-        generate_transistor_command(spec, budget, top_k, want or 1, seed, out, force, workers, ray_address,
+        generate_transistor_command(spec, budget, top_k or 2, want or 1, seed, out, force, workers, ray_address,
                                     as_json)
         return
-    want = want or 3
+    top_k, want = top_k or 4, want or 3
     out_dir = Path(out or Path("generated") / spec.name)
     checkpoint_arg(checkpoint)
     nearest = None

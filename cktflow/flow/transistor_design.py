@@ -8,13 +8,8 @@ as `sources=`), nothing else changes.
 
 Screening: each candidate is simulated once at the typical condition at its own sizes (the same
 start point its sizing run would measure first, written to its sizing history, so the screen is
-not paid twice). The best-screened `top_k` are then sized in lockstep: rounds in which each gets
-`ROUND_SIMS` more simulations (its run resumed from its history), the better half by its best
-point going on after each round (successive halving), until `want` meet the spec at every
-condition or the budget is spent. A topology's shortfall at its start sizes says little about
-what it reaches once sized (measured: ranking at the start sizes and sizing one candidate at a time
-spent a whole budget on the wrong template, where the two-stage Miller met the spec in 20
-simulations), so no candidate gets the whole budget before the others have had a share. Every candidate that
+not paid twice). Candidates are sized best-screened first (shortfall at typical), each with a share
+of the budget that is left, until `want` meet the spec at every condition. Every candidate that
 sizing reports as meeting the spec, or the closest miss when none does, is then verified:
 cktflow.flow.transistor.verify_transistor measures every testbench (op, AC, swing, noise, the
 follower's steps) at every condition, and only that run decides "verified".
@@ -25,9 +20,7 @@ them (cktflow.sizing.transistor) and re-simulates nothing sizing had finished.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -136,22 +129,18 @@ class TransistorDesignResult:
                 "outcomes": [o.to_dict() for o in self.outcomes]}
 
 
-#: Simulations each candidate gets per lockstep round of sizing.
-ROUND_SIMS = 10
-
-
-def _history(history_dir: Path, i: int, cand: Candidate) -> Path:
-    return history_dir / f"{i:02d}-{cand.circuit.name}.jsonl"
+def _history(history_dir: Path | None, i: int, cand: Candidate) -> Path | None:
+    return history_dir / f"{i:02d}-{cand.circuit.name}.jsonl" if history_dir is not None else None
 
 
 def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = CANDIDATE_SOURCES,
-                        budget: int = 200, top_k: int = 4, want: int = 1, seed: int = 0, config=None,
+                        budget: int = 200, top_k: int = 2, want: int = 1, seed: int = 0, config=None,
                         history_dir: str | Path | None = None, progress: bool = False,
                         on_progress: Callable[[str], None] | None = None) -> TransistorDesignResult:
     """From a transistor-level spec to verified circuits within `budget` simulations (screening and
     sizing; the verification runs come on top and are counted apart). See the module docstring.
     `simulator`: a LocalSimulator or a SimPool."""
-    from ..sizing.transistor import TRANSISTOR_CONFIG
+    from ..sizing.transistor import TRANSISTOR_CONFIG, size_transistor
 
     if budget < 1 or top_k < 1 or want < 1:
         raise ValueError("budget, top_k and want must be at least 1")
@@ -162,14 +151,7 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
     tech = load_technology(spec.pdk)
     tech.require_installed()
     config = config or TRANSISTOR_CONFIG
-    with contextlib.ExitStack() as stack:
-        # lockstep rounds resume each candidate's run from its history: without a folder, a temporary one
-        hdir = Path(history_dir) if history_dir is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        return _generate(spec, simulator, tech, sources, budget, top_k, want, seed, config, hdir, progress, say, t0)
-
-
-def _generate(spec, simulator, tech, sources, budget, top_k, want, seed, config, hdir, progress, say, t0):
-    from ..sizing.transistor import size_transistor
+    hdir = Path(history_dir) if history_dir is not None else None
     runner = PoolRunner(simulator) if hasattr(simulator, "map") else simulator
     seen, cands = set(), []
     for source in sources:
@@ -196,28 +178,24 @@ def _generate(spec, simulator, tech, sources, budget, top_k, want, seed, config,
     order = sorted(screens, key=lambda ir: (not ir[1].met, ir[1].best.y))
     sized: dict[int, object] = {i: r for i, r in screens}
     met = [i for i, r in order if r.met]
-    active = [i for i, _ in order if i not in met][:max(0, top_k)]
-    while active and len(met) < want and sims < budget:
-        for i in list(active):
-            if len(met) >= want or sims >= budget:
-                break
-            c = cands[i]
-            # the run so far (its screen included) is in its history; this round adds up to ROUND_SIMS
-            more = min(ROUND_SIMS, budget - sims)
-            r = size_transistor(c.circuit, spec, conditions_of(spec, tech, c.circuit), simulator,
-                                config=replace(config, budget=sized[i].simulations + more), seed=seed + i,
-                                history_path=_history(hdir, i, c), progress=progress)
-            new = r.simulations - sized[i].simulations
-            sims += new
-            sized[i] = r
-            if r.met:
-                met.append(i)
-            if r.met or new == 0:           # met, or its run stops by itself (nothing left to try)
-                active.remove(i)
-            say(f"{c.origin}: {'met' if r.met else 'not yet'} after {r.simulations} simulations "
-                f"(shortfall {r.best.shortfall:.3g})")
-        # successive halving: after each round the better half (by the best point so far) goes on
-        active = sorted(active, key=lambda j: sized[j].best.y)[:max(1, (len(active) + 1) // 2)]
+    chosen = [i for i, _ in order if i not in met][:max(0, top_k)]
+    for n, i in enumerate(chosen):
+        if len(met) >= want or sims >= budget:
+            break
+        c = cands[i]
+        share = (budget - sims) // (len(chosen) - n)    # the rest split over the candidates still to size
+        # this candidate's budget counts its screen (already in its history) as spent
+        cand_budget = sized[i].simulations + max(1, share)
+        say(f"sizing {c.origin} with up to {cand_budget - sized[i].simulations} more simulations")
+        r = size_transistor(c.circuit, spec, conditions_of(spec, tech, c.circuit), simulator,
+                            config=replace(config, budget=cand_budget), seed=seed + i,
+                            history_path=_history(hdir, i, c), progress=progress)
+        sims += r.simulations - sized[i].simulations
+        sized[i] = r
+        say(f"{c.origin}: {'met' if r.met else 'missed'} after {r.simulations} simulations "
+            f"(shortfall {r.best.shortfall:.3g})")
+        if r.met:
+            met.append(i)
     # verify what sizing claims, else the closest miss
     claimed = [i for i in sized if sized[i].met]
     if not claimed and sized:
