@@ -201,15 +201,26 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
+        # a ReaderError (a control character) has a character position instead of a mark
         mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise SpecError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        line = mark.line + 1 if mark else text.count("\n", 0, getattr(exc, "position", 0) or 0) + 1
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or exc
+        raise SpecError(f"{source}:{line}: not valid YAML: {problem}") from None
+    except RecursionError:      # PyYAML composes recursively: thousands of nested [ or { exhaust the stack
+        raise SpecError(f"{source}:1: not valid YAML: nested too deeply") from None
+    except (ValueError, OverflowError) as exc:    # PyYAML fails so on an escape like "\UFFFFFFFF"
+        raise SpecError(f"{source}:1: not valid YAML: {exc}") from None
     if root is None or not isinstance(root, yaml.MappingNode):
         raise SpecError(f"{source}:1: a spec is a YAML mapping with a 'targets' section")
 
     def err(node, msg):
         return SpecError(f"{source}:{node.start_mark.line + 1}: {msg}")
 
+    names: set[str] = set()         # a list or mapping as a key (`? [a, b]`) is no field name
+    for knode, _ in root.value:
+        if not isinstance(knode, yaml.ScalarNode) or knode.value in names:
+            raise err(knode, "a field name must be a plain word, given once")
+        names.add(knode.value)
     top = {k.value: (k, v) for k, v in root.value}
     for key, (knode, _) in top.items():
         if key not in ("name", "targets", "objective", "description", "implicit"):
@@ -223,7 +234,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     seen = set()
     waived = set()
     for mnode, bnode in tnode.value:
-        metric = mnode.value
+        metric = mnode.value if isinstance(mnode, yaml.ScalarNode) else "(a list or mapping)"
         if metric not in METRIC_UNITS:
             raise err(mnode, f"unknown metric '{metric}' (known: {', '.join(METRIC_UNITS)})")
         if metric in seen:

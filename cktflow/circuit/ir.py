@@ -44,15 +44,19 @@ class Node:
             subgraph_type(self.type)
         except ValueError as exc:
             raise CircuitFormatError(str(exc)) from None
-        if not isinstance(self.pos, int) or not 0 <= self.pos < NUM_POSITIONS:
+        if not isinstance(self.pos, int) or isinstance(self.pos, bool) or not 0 <= self.pos < NUM_POSITIONS:
             raise CircuitFormatError(f"node position must be an integer 0-{NUM_POSITIONS - 1}, got {self.pos!r}")
         clean = {}
-        for kind, value in dict(self.values).items():
+        try:        # a JSON file may hold a number, a string or a list where the mapping belongs
+            values = dict(self.values)
+        except (TypeError, ValueError):
+            raise CircuitFormatError(f"device values must map R, C or gm to numbers, got {self.values!r:.80}") from None
+        for kind, value in values.items():
             if kind not in DEVICE_KINDS:
                 raise CircuitFormatError(f"unknown device kind {kind!r} (expected one of {', '.join(DEVICE_KINDS)})")
             try:
                 clean[kind] = float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):     # OverflowError: an integer beyond 1e308
                 raise CircuitFormatError(f"value of {kind} must be a number, got {value!r}") from None
         object.__setattr__(self, "values", {k: clean[k] for k in DEVICE_KINDS if k in clean})
 
@@ -80,8 +84,8 @@ class Circuit:
         for e in self.edges:
             try:
                 s, d = (int(e[0]), int(e[1]))
-            except (TypeError, ValueError, IndexError):
-                raise CircuitFormatError(f"an edge is a pair of node indices, got {e!r}") from None
+            except (TypeError, ValueError, IndexError, KeyError, OverflowError):
+                raise CircuitFormatError(f"an edge is a pair of node indices, got {e!r:.80}") from None
             if len(e) != 2:
                 raise CircuitFormatError(f"an edge is a pair of node indices, got {e!r}")
             for i in (s, d):
@@ -171,7 +175,11 @@ class Circuit:
                 nodes.append(Node(nd.get("type"), nd.get("pos"), nd.get("values") or {}))
             except CircuitFormatError as exc:
                 raise CircuitFormatError(f"nodes[{i}]: {exc}") from None
-        return cls(tuple(nodes), tuple(tuple(e) if isinstance(e, list) else e for e in data["edges"]))
+        for k, e in enumerate(data["edges"]):   # JSON: exactly two integers (not "01", 0.5 or true)
+            if not (isinstance(e, list) and len(e) == 2
+                    and all(isinstance(i, int) and not isinstance(i, bool) for i in e)):
+                raise CircuitFormatError(f"edges[{k}] must be a pair of node indices, got {e!r:.80}")
+        return cls(tuple(nodes), tuple(tuple(e) for e in data["edges"]))
 
     @classmethod
     def from_json(cls, text: str) -> "Circuit":
@@ -179,6 +187,9 @@ class Circuit:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise CircuitFormatError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        except (ValueError, RecursionError) as exc:   # an integer of > 4300 digits; thousands of nested [ or {
+            raise CircuitFormatError(f"not valid JSON: {'nested too deeply' if isinstance(exc, RecursionError) else exc}"
+                                     ) from None
         return cls.from_dict(data)
 
     # ---- identity ------------------------------------------------------------------------------
