@@ -23,6 +23,7 @@ implicit ones, and every check, shortfall and margin reads `bounds`.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -234,7 +235,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     seen = set()
     waived = set()
     for mnode, bnode in tnode.value:
-        metric = mnode.value if isinstance(mnode, yaml.ScalarNode) else "(a list or mapping)"
+        metric = _text(mnode)
         if metric not in METRIC_UNITS:
             raise err(mnode, f"unknown metric '{metric}' (known: {', '.join(METRIC_UNITS)})")
         if metric in seen:
@@ -254,8 +255,8 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
             raise err(bnode, f"targets.{metric}: expected a mapping like {{min: ...}} and/or {{max: ...}}")
         vals = {}
         for side, vnode in bnode.value:
-            if side.value not in ("min", "max"):
-                raise err(side, f"targets.{metric}: unknown bound '{side.value}' (use min and/or max)")
+            if not isinstance(side, yaml.ScalarNode) or side.value not in ("min", "max"):
+                raise err(side, f"targets.{metric}: unknown bound '{_text(side)}' (use min and/or max)")
             if not isinstance(vnode, yaml.ScalarNode) or vnode.value in ("", "~", "null"):
                 raise err(vnode, f"targets.{metric}.{side.value}: expected a value such as 10{unit}")
             try:
@@ -271,12 +272,19 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
         bounds.append(Bound(metric, vals.get("min"), vals.get("max")))
     name = "spec"
     if "name" in top:
-        name = str(top["name"][1].value)
+        nnode = top["name"][1]
+        # the name becomes a folder (generate's default -o, the flywheel's specs/NAME) and the title
+        # line of exported netlists, where a newline would start a line of its own (`.control`)
+        if not isinstance(nnode, yaml.ScalarNode) or not _PLAIN_NAME.fullmatch(nnode.value) \
+                or nnode.value in (".", ".."):
+            raise err(nnode, "'name' must be one line of text (at most 100 characters) without '/', '\\' "
+                             "or control characters")
+        name = nnode.value
     objective = "max_margin"
     if "objective" in top:
         onode = top["objective"][1]
-        if onode.value not in OBJECTIVES:
-            raise err(onode, f"unknown objective '{onode.value}' (known: {', '.join(OBJECTIVES)})")
+        if _text(onode) not in OBJECTIVES:
+            raise err(onode, f"unknown objective '{_text(onode)}' (known: {', '.join(OBJECTIVES)})")
         objective = onode.value
     implicit = True
     if "implicit" in top:
@@ -286,6 +294,15 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
             raise err(inode, "'implicit' must be true or false")
     return Spec(tuple(bounds), name=name, objective=objective, source=source, implicit=implicit,
                 waived=frozenset(waived))
+
+
+_PLAIN_NAME = re.compile(r"[^/\\\x00-\x1f\x7f\x85\u2028\u2029]{1,100}")
+
+
+def _text(node) -> str:
+    """A scalar node's text; a list or mapping is never formatted (a YAML bomb of aliases expands
+    to gigabytes when printed), it reads as a placeholder that no rule accepts."""
+    return node.value if isinstance(node, yaml.ScalarNode) else "(a list or mapping)"
 
 
 def _yaml_bool(node) -> bool | None:

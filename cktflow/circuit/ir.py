@@ -26,6 +26,9 @@ __all__ = ["Node", "Circuit", "CircuitFormatError", "one_topology_at_a_time"]
 #: this many digits are the same design (float noise from JSON or unit conversion must not matter).
 HASH_DIGITS = 6
 
+#: Most nodes a circuit file may hold (an OCB circuit has at most 8: one per position).
+MAX_NODES = 64
+
 
 class CircuitFormatError(ValueError):
     """A circuit description (JSON or dict) that cannot be read at all."""
@@ -164,6 +167,8 @@ class Circuit:
         for key in ("nodes", "edges"):
             if not isinstance(data.get(key), list):
                 raise CircuitFormatError(f"circuit field '{key}' must be a list")
+        if len(data["nodes"]) > MAX_NODES:    # hashing costs ~n^2 * edges: a huge file would never finish
+            raise CircuitFormatError(f"a circuit has at most {MAX_NODES} nodes, this one {len(data['nodes'])}")
         nodes = []
         for i, nd in enumerate(data["nodes"]):
             if not isinstance(nd, dict):
@@ -215,7 +220,10 @@ class Circuit:
         groups = [classes[c] for c in sorted(classes)]
         best = None
         count = 0
-        for perm in itertools.product(*(itertools.permutations(g) for g in groups)):
+        # product() materialises each iterable first: all k! orders of a group of k tied nodes (a
+        # hostile file with 20 equal nodes never returned). Only the first 5040 products are tried,
+        # and they use at most the first 5040 orders of any group, so the cap changes no hash.
+        for perm in itertools.product(*(itertools.islice(itertools.permutations(g), 5040) for g in groups)):
             order = [i for g in perm for i in g]
             key = self._serial(order)
             if best is None or key < best[0]:

@@ -79,6 +79,7 @@ def write(c: Circuit, dest: IO[str], *, with_testbench: bool = True, title: str 
     """Write the circuit as a Spectre netlist; with the testbench: source, `ac` sweep and saves."""
     pdk = pdk or load_pdk()
     t = _templates()
+    title = " ".join(str(title).split())     # one line: a newline in a title would start a statement of its own
     body = "\n".join(_instance(e) for e in circuit_elements(c, pdk, with_source=with_testbench, sweep=sweep))
     body = header(c, "//") + "\n" + body
     analysis = ""

@@ -1,6 +1,7 @@
 """One regression test per bug the fuzzers of issue 22 found (tests/reliability/fuzz.py): each was
 a traceback (exit 3) or a silent acceptance where the reader should refuse with its own error."""
 
+import io
 import json
 
 import pytest
@@ -119,3 +120,56 @@ def test_dataset_cli_import_refusal_is_exit_2(exported):
     bad.write_text(json.dumps({"hash": 1}) + "\n")
     res = CliRunner().invoke(main, ["dataset", "import", "--db", str(exported / "db.sqlite"), str(bad)])
     assert res.exit_code == 2 and "Traceback" not in res.output and f"{bad}:1:" in res.output
+
+
+# ---- found by the hostile corpus (tests/data/hostile) --------------------------------------------
+@pytest.mark.parametrize("name", ['"x\\n.control\\nshell rm -rf ~\\n.endc"', "../../tmp/x", "/etc", '""', "..",
+                                  "[a, b]", "x" * 101])
+def test_spec_name_is_one_plain_line(name):
+    # the name is generate's default folder and the title line of exported netlists: a newline there
+    # put a working `.control` block into every exported .cir; a '/' wrote outside generated/
+    with pytest.raises(SpecError, match=r"^s\.yaml:1: 'name' must be one line"):
+        parse_spec(f"name: {name}\ntargets: {{gain_db: {{min: 1}}}}\n", source="s.yaml")
+
+
+def test_spec_yaml_bomb_is_never_expanded():
+    lol = "[" + ",".join(["lol"] * 9) + "]"
+    lines = ["targets: {gain_db: {min: 1}}", "description:", f"  - &a {lol}"]
+    lines += [f"  - &{c} [" + ",".join([f"*{p}"] * 9) + "]" for p, c in zip("abcdefgh", "bcdefghi")]
+    for field in ("name", "objective"):      # both were formatted into a string (9^9 items)
+        with pytest.raises(SpecError):
+            parse_spec("\n".join(lines + [f"{field}: *i"]), source="s.yaml")
+
+
+def test_canonical_hash_of_many_tied_nodes_is_bounded():
+    import time
+
+    from cktflow.circuit import Node
+    base = Circuit.from_dict(_circuit_dict())
+    c = Circuit(base.nodes + tuple([Node(6, 4, {"gm": 1e-3})] * 20), base.edges)
+    t0 = time.perf_counter()
+    assert c.canonical_hash() == c.reordered(reversed(range(len(c.nodes)))).canonical_hash()
+    assert time.perf_counter() - t0 < 20    # was: itertools.product over 20! orders, never returned
+
+
+def test_circuit_file_node_limit():
+    d = _circuit_dict()
+    d["nodes"] += [{"type": 6, "pos": 4, "values": {"gm": 1e-3}}] * 64
+    with pytest.raises(CircuitFormatError, match="at most 64 nodes"):
+        Circuit.from_dict(d)
+
+
+def test_netlist_size_is_bounded():
+    from spice_sim import check_netlist, safety
+    from spice_sim.errors import UnsafeNetlistError
+    with pytest.raises(UnsafeNetlistError, match=r"n\.cir:200001: netlist of 200,002 lines"):
+        check_netlist("* t\n" + "R1 a b 1\n" * (safety.MAX_LINES + 1), source="n.cir")
+    with pytest.raises(UnsafeNetlistError, match=r"n\.cir:1: netlist of"):
+        check_netlist("* " + "x" * safety.MAX_CHARS, source="n.cir")
+
+
+def test_spectre_title_stays_on_one_line():
+    from cktflow.export import spectre
+    buf = io.StringIO()
+    spectre.write(OcbGenerator(seed=3).take(1)[0], buf, title="x\n.control\nshell touch y\n.endc")
+    assert not any(ln.strip().startswith((".control", "shell")) for ln in buf.getvalue().splitlines())
