@@ -102,35 +102,47 @@ class HeadCluster:
 
 
 def sim_workers(session: int) -> list[int]:
-    """pids of the SimWorker actor processes in process session `session`."""
-    import psutil
+    """pids of the SimWorker actor processes in process session `session` (read from /proc)."""
     out = []
-    for p in psutil.process_iter(["pid", "cmdline"]):
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            if "SimWorker" in " ".join(p.info["cmdline"] or ()) and os.getsid(p.info["pid"]) == session:
-                out.append(p.info["pid"])
-        except (ProcessLookupError, psutil.Error, OSError):
+            if b"SimWorker" in (entry / "cmdline").read_bytes() and os.getsid(int(entry.name)) == session:
+                out.append(int(entry.name))
+        except OSError:
             continue
     return out
 
 
 def rss_mb(pid: int) -> float:
-    import psutil
     try:
-        return psutil.Process(pid).memory_info().rss / 2**20
-    except psutil.Error:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return math.nan
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
         return math.nan
 
 
 # ------------------------------------------------------------------------------------------------
 # the pool under worker kills
 
-def gain_jobs(n: int):
+def gain_jobs(n: int, start: int = 0):
     """n AC decks whose gain identifies the job: a VCVS of gain 100 + i/8 behind an RC pole."""
     from spice_sim import SimJob
 
     from cktflow.circuit import wrap_testbench
-    gains = [100.0 + i / 8 for i in range(n)]
+    gains = [100.0 + i / 8 for i in range(start, start + n)]
     jobs = [SimJob(wrap_testbench(f"E1 x 0 in 0 {g!r}\nR1 x out 1k\nC1 out 0 1n")) for g in gains]
     return jobs, [20 * math.log10(g) for g in gains]
 
@@ -492,4 +504,45 @@ def auth_messages(cluster: HeadCluster) -> Outcome:
     out.cases += 1
     if code != 0 or "Token authentication" in text or "WARNING" in text:
         out.fail(f"embedded pool: exit {code}: {text[-1500:]}")
+    return out.done()
+
+
+def soak(n_sims: int = 200_000, batch: int = 10_000, workers: int = 2) -> Outcome:
+    """`n_sims` simulations through one embedded pool, in batches: every result exactly once and
+    right; the RSS of every worker flat within 50 MB (from the end of the first batch, when the
+    engines are warm, to the end); throughput of the last two batches within 10 % of the first two."""
+    from spice_sim.pool import SimPool
+    out = Outcome("soak: simulations through one pool")
+    temp = Path(tempfile.mkdtemp(prefix="cks-"))
+    rates, rss, cpu = [], [], []
+    with SimPool(num_workers=workers, temp_dir=temp, progress=False, timeout_s=60) as pool:
+        for b in range(math.ceil(n_sims / batch)):
+            k = min(batch, n_sims - b * batch)
+            jobs, expected = gain_jobs(k, start=b * batch)
+            pids = pool.worker_pids()
+            cpu0 = sum(cpu_s(p) for p in pids)
+            t0 = time.perf_counter()
+            seen: collections.Counter = collections.Counter()
+            results = {}
+            for i, res in pool.imap_unordered(jobs):
+                seen[i] += 1
+                results[i] = res
+            rates.append(k / (time.perf_counter() - t0))
+            cpu.append(1000 * (sum(cpu_s(p) for p in pids) - cpu0) / k)
+            out.cases += k
+            check_results(out, seen, results, expected)
+            rss.append({pid: rss_mb(pid) for pid in pool.worker_pids()})
+            if pool.replaced_workers:
+                out.notes.append(f"{pool.replaced_workers} workers were replaced (rss of new ones starts over)")
+    growth = max((rss[-1][p] - rss[0][p] for p in rss[-1] if p in rss[0]), default=math.nan)
+    start, end = sum(rates[:2]) / len(rates[:2]), sum(rates[-2:]) / len(rates[-2:])
+    out.notes.append(f"worker RSS {', '.join(f'{rss[0][p]:.0f} -> {rss[-1][p]:.0f} MB' for p in rss[-1] if p in rss[0])}"
+                     f" (growth {growth:.1f} MB; limit 50)")
+    out.notes.append(f"throughput {start:.0f} sims/s at the start, {end:.0f} at the end ({100 * (end / start - 1):+.1f} %;"
+                     f" limit -10 %); CPU per simulation {cpu[0]:.2f} ms -> {cpu[-1]:.2f} ms")
+    if not growth < 50:
+        out.fail(f"worker RSS grew {growth:.1f} MB")
+    if end < 0.9 * start:
+        out.fail(f"throughput fell from {start:.0f} to {end:.0f} sims/s")
+    out.scale = f"{n_sims:,} sims, {workers} workers, batches of {batch:,}"
     return out.done()

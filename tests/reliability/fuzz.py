@@ -213,6 +213,7 @@ def fuzz_spec(n: int, seed: int = 0, cli_every: int = 25) -> Outcome:
                 _cli_case(out, path, text, ["verify", "--spec", str(path), str(wd / "missing.json")],
                           names=path if spec is None else wd / "missing.json", want_line=spec is None)
         _run(spec_texts(), check, n, seed)
+    out.scale = f"{n:,} cases, 1 in {cli_every} also through the CLI"
     return out.done()
 
 
@@ -311,6 +312,7 @@ def fuzz_circuit_json(n: int, seed: int = 0, cli_every: int = 25) -> Outcome:
                 _cli_case(out, path, text, ["export", "--format", "spice", "-o", str(wd / f"c{out.cases}.cir"),
                                             str(path)], ok_codes=(0,))
         _run(circuit_texts(), check, n, seed)
+    out.scale = f"{n:,} cases, 1 in {cli_every} also through the CLI"
     return out.done()
 
 
@@ -429,6 +431,7 @@ def fuzz_netlist(n: int, seed: int = 0, cli_every: int = 50) -> Outcome:
                 path = wd / f"n{out.cases}.cir"
                 _cli_case(out, path, text, ["verify", "--spec", str(spec), str(path)], want_line=True)
         _run(netlist_texts(pdk, link), check, n, seed)
+    out.scale = f"{n:,} cases, 1 in {cli_every} also through the CLI"
     return out.done()
 
 
@@ -511,6 +514,7 @@ def fuzz_spectre(n: int, seed: int = 0, cli_every: int = 50) -> Outcome:
                 path = wd / f"s{out.cases}.scs"
                 _cli_case(out, path, text, ["verify", "--spec", str(spec), str(path)])
         _run(spectre_texts(), check, n, seed)
+    out.scale = f"{n:,} cases, 1 in {cli_every} also through the CLI"
     return out.done()
 
 
@@ -648,6 +652,7 @@ def fuzz_dataset_import(n: int, seed: int = 0, cli_every: int = 25) -> Outcome:
                     con.close()
             path.unlink()
         _run(dataset_files(rows), check, n, seed)
+    out.scale = f"{n:,} cases, 1 in {cli_every} also through the CLI"
     return out.done()
 
 
