@@ -234,7 +234,7 @@ def read(text: str, source: str = "<spectre>") -> SpectreNetlist:
             continue
         if "(" not in tokens:
             raise SpectreImportError(f"{where}: statement '{word}' is not supported by the cktflow Spectre reader")
-        if tokens[1] != "(" or ")" not in tokens:
+        if len(tokens) < 2 or tokens[1] != "(" or ")" not in tokens:     # a lone "(" has no tokens[1]
             raise SpectreImportError(f"{where}: expected 'name (terminals) master parameters'")
         close = tokens.index(")")
         name = _check_name(word, where, "instance name")

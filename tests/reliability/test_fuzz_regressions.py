@@ -60,6 +60,12 @@ def test_spectre_bare_subckt():
         read("// t\nsubckt\n", source="x.scs")
 
 
+def test_spectre_lone_parenthesis():     # found by the 10,000-case bench run: IndexError
+    from cktflow.export.spectre import SpectreImportError, read
+    with pytest.raises(SpectreImportError, match=r"x\.scs:2: expected 'name \(terminals\)"):
+        read("// t\n(\n", source="x.scs")
+
+
 @pytest.mark.parametrize("sweep", ["start=1 stop=1e300 dec=10", "start=1 stop=1G dec=1e9", "start=0 stop=1G dec=10",
                                    "start=1G stop=1 dec=10"])
 def test_spectre_sweep_is_bounded(sweep):
