@@ -159,17 +159,31 @@ def check_results(out: Outcome, seen: collections.Counter, results: dict, expect
 
 
 def pool_worker_kills(n_sims: int = 20000, kills: int = 10, rounds: int = 1, workers: int = 2,
-                      cluster: HeadCluster | None = None, seed: int = 0) -> Outcome:
+                      cluster: HeadCluster | None = None, seed: int = 0, _session: int | None = None,
+                      _address: str | None = None) -> Outcome:
     """SIGKILL a random pool worker `kills` times during each batch of `n_sims` (on the head
-    cluster, or an embedded Ray when none is given): every result comes back exactly once, right."""
+    cluster, or an embedded Ray when none is given): every result comes back exactly once, right.
+    With a cluster the pool runs in a child process started with the cluster's RAY_AUTH_MODE=token
+    (Ray reads the mode once, at import, so this process may not be able to join)."""
+    if cluster is not None:
+        code = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); from reliability import faults; "
+                f"o = faults.pool_worker_kills({n_sims}, {kills}, {rounds}, {workers}, seed={seed}, "
+                f"_session={cluster.proc.pid}, _address={cluster.address!r}); o.done(); "
+                f"d = dict(o.__dict__); d.pop('_t0'); print('RESULT' + json.dumps(d))")
+        res = subprocess.run([sys.executable, "-c", code], env=cluster.env, capture_output=True, text=True)
+        line = next((ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")), None)
+        if line is None:
+            out = Outcome("faults: kill -9 pool workers during a batch")
+            out.fail(f"the pool process failed: {res.stderr[-2000:]}")
+            return out.done()
+        return Outcome(**json.loads(line[6:]))
     from spice_sim.pool import SimPool
     out = Outcome("faults: kill -9 pool workers during a batch")
     rng = random.Random(seed)
     jobs, expected = gain_jobs(n_sims)
-    session = cluster.proc.pid if cluster else os.getsid(0)
+    session = _session or os.getsid(0)
     temp = Path(tempfile.mkdtemp(prefix="ckp-"))
-    with SimPool(num_workers=workers, address=cluster.address if cluster else None, temp_dir=temp,
-                 progress=False, timeout_s=60) as pool:
+    with SimPool(num_workers=workers, address=_address, temp_dir=temp, progress=False, timeout_s=60) as pool:
         for r in range(rounds):
             seen: collections.Counter = collections.Counter()
             results: dict = {}
@@ -188,7 +202,8 @@ def pool_worker_kills(n_sims: int = 20000, kills: int = 10, rounds: int = 1, wor
             out.cases += 1
             check_results(out, seen, results, expected)
             out.notes.append(f"round {r + 1}: {len(killed)} workers killed, {pool.replaced_workers} replaced so far")
-    out.scale = f"{rounds} x {n_sims:,} sims, {kills} kills each, {workers} workers"
+    out.scale = (f"{rounds} x {n_sims:,} sims, {kills} kills each, {workers} workers"
+                 + (" on a ray start --head cluster" if _address else ", embedded Ray"))
     return out.done()
 
 

@@ -112,7 +112,7 @@ def atomic_kills(kills: int = 5, seed: int = 0) -> Outcome:
                 out.fail(f"half-written target: {len(data)} bytes")
             litter = [p.name for p in Path(d).iterdir() if p.name != "report.json"]
             if litter:
-                out.notes.append(f"a kill leaves the temporary file beside the target ({litter[0]}); "
+                out.notes.append("a kill can leave the temporary file beside the target (.report.json.XXXX.tmp); "
                                  "the next write into the folder ignores it")
                 for p in litter:
                     (Path(d) / p).unlink()
