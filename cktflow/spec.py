@@ -31,6 +31,7 @@ is an implicit target there too.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -271,15 +272,26 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
+        # a ReaderError (a control character) has a character position instead of a mark
         mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise SpecError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        line = mark.line + 1 if mark else text.count("\n", 0, getattr(exc, "position", 0) or 0) + 1
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or exc
+        raise SpecError(f"{source}:{line}: not valid YAML: {problem}") from None
+    except RecursionError:      # PyYAML composes recursively: thousands of nested [ or { exhaust the stack
+        raise SpecError(f"{source}:1: not valid YAML: nested too deeply") from None
+    except (ValueError, OverflowError) as exc:    # PyYAML fails so on an escape like "\UFFFFFFFF"
+        raise SpecError(f"{source}:1: not valid YAML: {exc}") from None
     if root is None or not isinstance(root, yaml.MappingNode):
         raise SpecError(f"{source}:1: a spec is a YAML mapping with a 'targets' section")
 
     def err(node, msg):
         return SpecError(f"{source}:{node.start_mark.line + 1}: {msg}")
 
+    names: set[str] = set()         # a list or mapping as a key (`? [a, b]`) is no field name
+    for knode, _ in root.value:
+        if not isinstance(knode, yaml.ScalarNode) or knode.value in names:
+            raise err(knode, "a field name must be a plain word, given once")
+        names.add(knode.value)
     top = {k.value: (k, v) for k, v in root.value}
     for key, (knode, _) in top.items():
         if key not in _TOP_FIELDS:
@@ -293,7 +305,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     seen = set()
     waived = set()
     for mnode, bnode in tnode.value:
-        metric = mnode.value
+        metric = _text(mnode)
         if metric not in METRIC_UNITS:
             raise err(mnode, f"unknown metric '{metric}' (known: {', '.join(METRIC_UNITS)})")
         if metric in seen:
@@ -313,8 +325,8 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
             raise err(bnode, f"targets.{metric}: expected a mapping like {{min: ...}} and/or {{max: ...}}")
         vals = {}
         for side, vnode in bnode.value:
-            if side.value not in ("min", "max"):
-                raise err(side, f"targets.{metric}: unknown bound '{side.value}' (use min and/or max)")
+            if not isinstance(side, yaml.ScalarNode) or side.value not in ("min", "max"):
+                raise err(side, f"targets.{metric}: unknown bound '{_text(side)}' (use min and/or max)")
             if not isinstance(vnode, yaml.ScalarNode) or vnode.value in ("", "~", "null"):
                 raise err(vnode, f"targets.{metric}.{side.value}: expected a value such as 10{unit}")
             try:
@@ -330,12 +342,19 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
         bounds.append(Bound(metric, vals.get("min"), vals.get("max")))
     name = "spec"
     if "name" in top:
-        name = str(top["name"][1].value)
+        nnode = top["name"][1]
+        # the name becomes a folder (generate's default -o, the flywheel's specs/NAME) and the title
+        # line of exported netlists, where a newline would start a line of its own (`.control`)
+        if not isinstance(nnode, yaml.ScalarNode) or not _PLAIN_NAME.fullmatch(nnode.value) \
+                or nnode.value in (".", ".."):
+            raise err(nnode, "'name' must be one line of text (at most 100 characters) without '/', '\\' "
+                             "or control characters")
+        name = nnode.value
     objective = "max_margin"
     if "objective" in top:
         onode = top["objective"][1]
-        if onode.value not in OBJECTIVES:
-            raise err(onode, f"unknown objective '{onode.value}' (known: {', '.join(OBJECTIVES)})")
+        if _text(onode) not in OBJECTIVES:
+            raise err(onode, f"unknown objective '{_text(onode)}' (known: {', '.join(OBJECTIVES)})")
         objective = onode.value
     implicit = True
     if "implicit" in top:
@@ -440,6 +459,15 @@ def _parse_conditions(cnode, tech, err) -> SpecConditions:
     if "vcm" in vals and not 0 <= vals["vcm"] <= vdd:
         raise err(cnode, f"conditions.vcm: {vals['vcm']:g} V is outside the supply 0..{vdd:g} V")
     return SpecConditions(**vals)
+
+
+_PLAIN_NAME = re.compile(r"[^/\\\x00-\x1f\x7f\x85\u2028\u2029]{1,100}")
+
+
+def _text(node) -> str:
+    """A scalar node's text; a list or mapping is never formatted (a YAML bomb of aliases expands
+    to gigabytes when printed), it reads as a placeholder that no rule accepts."""
+    return node.value if isinstance(node, yaml.ScalarNode) else "(a list or mapping)"
 
 
 def _yaml_bool(node) -> bool | None:

@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import socket
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import Iterator, Sequence
 
 from .jobs import SimJob, SimResult
 
-__all__ = ["SimPool", "DEFAULT_CHUNK_S"]
+__all__ = ["SimPool", "DEFAULT_CHUNK_S", "ClusterLost"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,11 @@ _CHUNKS_IN_FLIGHT = 2          # per actor: the next chunk waits in the actor's 
 _POLL_S = 0.5                  # how often the driver wakes up to look for hung simulations
 _STARTUP_TIMEOUT_S = 180.0    # Ray start-up plus one ngspice load per actor, on a busy machine
 _PROBE_TIMEOUT_S = 5.0         # an actor that cannot answer "where are you" within this is treated as hung
+_HEAD_CHECK_S = 5.0            # a joined cluster's head is checked after this long without a result
+
+
+class ClusterLost(RuntimeError):
+    """The head of the Ray cluster the pool joined stopped answering (it died or was stopped)."""
 # Unix socket paths are limited to 107 bytes; Ray puts its sockets ~60 characters below temp_dir.
 _MAX_TEMP_DIR_CHARS = 45
 
@@ -136,6 +142,7 @@ class SimPool:
         self._next_chunk_id = 0
         self.simulator = ""
         self.replaced_workers = 0
+        self._address_lost = False     # the joined cluster's head died: no more calls into it
 
     # ---- life cycle -------------------------------------------------------------------------
     def start(self) -> "SimPool":
@@ -149,10 +156,18 @@ class SimPool:
         elif self._address:
             log.info("joining the Ray cluster at %s", self._address)
             _check_reachable(self._address)
-            ray.init(address=self._address, log_to_driver=False, logging_level=logging.WARNING)
+            _join(ray, self._address)
             self._owns_ray = True
         else:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            # Token authentication stays on (Ray 2.60's default for a new local cluster, unless the
+            # user sets RAY_AUTH_MODE): the embedded Ray's gRPC servers listen on every interface, not
+            # only loopback, and Ray has no setting to change that (it even turns a node address of
+            # 127.0.0.1 into the machine's routable one), so the token in ~/.ray/auth_token is what
+            # keeps others on the network from running code in the workers. Only Ray's announcement
+            # of it at every start is quieted. (Setting RAY_AUTH_MODE here instead does not work once
+            # ray is imported: the driver keeps the mode it read at import, its raylet gets the new one.)
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
             # Ray starts its workers at nice 15; on a machine shared with other work that starves
             # the simulations (each would get a few % of a core next to normal processes).
             os.environ.setdefault("RAY_worker_niceness", "0")
@@ -190,7 +205,7 @@ class SimPool:
         """Kill the actors and, if this pool started Ray, shut Ray down."""
         if self._ray is None:
             return
-        for slot in self._slots:
+        for slot in self._slots if not self._address_lost else ():
             try:
                 self._ray.kill(slot.actor)
             except Exception:   # already dead
@@ -237,11 +252,15 @@ class SimPool:
         remaining = len(jobs)
         bar = _progress_bar(len(jobs), self.progress)
         failures = 0
+        last_result = time.monotonic()
         try:
             while remaining:
                 self._fill(queue, jobs)
                 refs = {ref: slot for slot in self._slots for ref, _ in slot.inflight}
                 ready, _ = ray.wait(list(refs), num_returns=1, timeout=_POLL_S)
+                if not ready and time.monotonic() - last_result > _HEAD_CHECK_S:
+                    self._check_head()
+                    last_result = time.monotonic()
                 finished: list[tuple[int, SimResult]] = []
                 for ref in ready:
                     slot = refs[ref]
@@ -249,12 +268,15 @@ class SimPool:
                     try:
                         results = ray.get(ref)
                     except ray.exceptions.RayActorError:
+                        self._check_head()      # a head that died takes its node's workers with it
                         slot.inflight.appendleft((ref, chunk))   # its jobs are retried with the others
                         finished += self._worker_lost(slot, queue, attempts, "the worker process died")
                         continue
                     finished += zip(chunk.indices, results)
                     slot.last_progress = time.monotonic()
                 finished += self._check_hung(queue, attempts)
+                if finished:
+                    last_result = time.monotonic()
                 for i, res in finished:
                     remaining -= 1
                     failures += res.failure is not None
@@ -267,6 +289,19 @@ class SimPool:
                 bar.close()
             if remaining:   # the caller stopped early or an error escaped: do not leave work queued
                 self._discard_inflight()
+
+    def _check_head(self) -> None:
+        """Raise ClusterLost when the head of a joined cluster no longer answers: Ray's own client
+        would otherwise end this process after 60 s with a C++ log line and no word to the caller."""
+        if not self._address or self._owns_ray is False:
+            return
+        try:
+            _check_reachable(self._address, timeout_s=2.0)
+        except (ConnectionError, ValueError):
+            self._address_lost = True
+            raise ClusterLost(f"the Ray cluster at {self._address} stopped answering (its head died or was "
+                              "stopped); the results so far are kept: start the cluster again and rerun the "
+                              "same command to resume") from None
 
     def _chunk_bounds(self, n: int) -> list[tuple[int, int]]:
         """(start, stop) of each chunk. Guided sizes: each chunk takes a quarter of the remaining
@@ -365,13 +400,48 @@ class SimPool:
         return out
 
     def _discard_inflight(self) -> None:
-        for slot in self._slots:
+        for slot in self._slots if not self._address_lost else ():
             for ref, _ in slot.inflight:
                 try:
                     self._ray.cancel(ref)
                 except Exception:
                     pass
             slot.inflight.clear()
+
+
+_AUTH_HELP = ("the Ray cluster at {address} refused this client's authentication token. A cluster started "
+              "with `ray start --head` (Ray 2.60) requires the token written on its head to ~/.ray/auth_token: "
+              "copy that file to ~/.ray/auth_token here (or point RAY_AUTH_TOKEN_PATH at it, or put the token "
+              "itself in RAY_AUTH_TOKEN) and set RAY_AUTH_MODE=token, then run the command again")
+
+
+def _join(ray, address: str) -> None:
+    """ray.init(address=...), with the lines Ray's C++ client prints while it retries (one per second
+    for ~20 s when the cluster refuses the token) kept off the terminal; a refusal becomes one
+    ConnectionError that says what to do. Anything Ray printed on a successful join is passed on."""
+    from ray.exceptions import AuthenticationError
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)       # the file descriptor: the C++ client writes there directly
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            failure = None
+        except (ConnectionError, AuthenticationError) as exc:
+            failure = exc
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        text = captured.read().decode("utf-8", "replace")
+    if failure is None:
+        sys.stderr.write(text)
+        return
+    if isinstance(failure, AuthenticationError) or "InvalidAuthToken" in text or "Unauthenticated" in text:
+        raise ConnectionError(_AUTH_HELP.format(address=address)) from None
+    last = [ln for ln in text.splitlines() if ln.strip()][-1:]
+    raise ConnectionError(f"{failure} (Ray: {last[0]})" if last else str(failure)) from None
 
 
 def _check_reachable(address: str, timeout_s: float = 10.0) -> None:

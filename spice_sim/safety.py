@@ -30,6 +30,10 @@ _NODE_COUNT = {"r": 2, "c": 2, "l": 2, "v": 2, "i": 2, "b": 2, "d": 2, "g": 4, "
                "q": 3, "j": 3, "m": 4, "z": 3, "t": 4, "o": 4, "u": 3, "w": 2, "s": 4, "x": None, "k": 0,
                "p": None, "y": None, "n": None}
 _REFUSED_ELEMENTS = {"a": "XSPICE code-model instances can read and write files"}
+#: Bounds on a netlist from outside, so that checking and simulating it is bounded in time and memory
+#: (a million-element netlist took ~25 s and ~1.3 GB here; an op-amp has tens of elements).
+MAX_LINES = 200_000
+MAX_CHARS = 16 * 2**20
 
 
 @dataclass
@@ -58,7 +62,11 @@ def _strip_comment(line: str) -> str:
 
 def check_netlist(text: str, *, source: str = "<netlist>", allowed_dirs: tuple[Path, ...] = ()) -> CheckedNetlist:
     """Parse and vet netlist text; raise UnsafeNetlistError naming the file and line of the problem."""
+    if len(text) > MAX_CHARS:
+        raise UnsafeNetlistError(f"{source}:1: netlist of {len(text):,} characters; at most {MAX_CHARS:,} are read")
     raw = text.splitlines()
+    if len(raw) > MAX_LINES:
+        raise UnsafeNetlistError(f"{source}:{MAX_LINES + 1}: netlist of {len(raw):,} lines; at most {MAX_LINES:,} are read")
     allowed = tuple(Path(d).resolve() for d in allowed_dirs)
     # Join continuation lines ('+' at the start) while remembering where each logical line began.
     logical: list[tuple[int, str]] = []

@@ -26,6 +26,9 @@ __all__ = ["Node", "Circuit", "CircuitFormatError", "one_topology_at_a_time"]
 #: this many digits are the same design (float noise from JSON or unit conversion must not matter).
 HASH_DIGITS = 6
 
+#: Most nodes a circuit file may hold (an OCB circuit has at most 8: one per position).
+MAX_NODES = 64
+
 
 class CircuitFormatError(ValueError):
     """A circuit description (JSON or dict) that cannot be read at all."""
@@ -44,15 +47,19 @@ class Node:
             subgraph_type(self.type)
         except ValueError as exc:
             raise CircuitFormatError(str(exc)) from None
-        if not isinstance(self.pos, int) or not 0 <= self.pos < NUM_POSITIONS:
+        if not isinstance(self.pos, int) or isinstance(self.pos, bool) or not 0 <= self.pos < NUM_POSITIONS:
             raise CircuitFormatError(f"node position must be an integer 0-{NUM_POSITIONS - 1}, got {self.pos!r}")
         clean = {}
-        for kind, value in dict(self.values).items():
+        try:        # a JSON file may hold a number, a string or a list where the mapping belongs
+            values = dict(self.values)
+        except (TypeError, ValueError):
+            raise CircuitFormatError(f"device values must map R, C or gm to numbers, got {self.values!r:.80}") from None
+        for kind, value in values.items():
             if kind not in DEVICE_KINDS:
                 raise CircuitFormatError(f"unknown device kind {kind!r} (expected one of {', '.join(DEVICE_KINDS)})")
             try:
                 clean[kind] = float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):     # OverflowError: an integer beyond 1e308
                 raise CircuitFormatError(f"value of {kind} must be a number, got {value!r}") from None
         object.__setattr__(self, "values", {k: clean[k] for k in DEVICE_KINDS if k in clean})
 
@@ -80,8 +87,8 @@ class Circuit:
         for e in self.edges:
             try:
                 s, d = (int(e[0]), int(e[1]))
-            except (TypeError, ValueError, IndexError):
-                raise CircuitFormatError(f"an edge is a pair of node indices, got {e!r}") from None
+            except (TypeError, ValueError, IndexError, KeyError, OverflowError):
+                raise CircuitFormatError(f"an edge is a pair of node indices, got {e!r:.80}") from None
             if len(e) != 2:
                 raise CircuitFormatError(f"an edge is a pair of node indices, got {e!r}")
             for i in (s, d):
@@ -160,6 +167,8 @@ class Circuit:
         for key in ("nodes", "edges"):
             if not isinstance(data.get(key), list):
                 raise CircuitFormatError(f"circuit field '{key}' must be a list")
+        if len(data["nodes"]) > MAX_NODES:    # hashing costs ~n^2 * edges: a huge file would never finish
+            raise CircuitFormatError(f"a circuit has at most {MAX_NODES} nodes, this one {len(data['nodes'])}")
         nodes = []
         for i, nd in enumerate(data["nodes"]):
             if not isinstance(nd, dict):
@@ -171,7 +180,11 @@ class Circuit:
                 nodes.append(Node(nd.get("type"), nd.get("pos"), nd.get("values") or {}))
             except CircuitFormatError as exc:
                 raise CircuitFormatError(f"nodes[{i}]: {exc}") from None
-        return cls(tuple(nodes), tuple(tuple(e) if isinstance(e, list) else e for e in data["edges"]))
+        for k, e in enumerate(data["edges"]):   # JSON: exactly two integers (not "01", 0.5 or true)
+            if not (isinstance(e, list) and len(e) == 2
+                    and all(isinstance(i, int) and not isinstance(i, bool) for i in e)):
+                raise CircuitFormatError(f"edges[{k}] must be a pair of node indices, got {e!r:.80}")
+        return cls(tuple(nodes), tuple(tuple(e) for e in data["edges"]))
 
     @classmethod
     def from_json(cls, text: str) -> "Circuit":
@@ -179,6 +192,9 @@ class Circuit:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise CircuitFormatError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        except (ValueError, RecursionError) as exc:   # an integer of > 4300 digits; thousands of nested [ or {
+            raise CircuitFormatError(f"not valid JSON: {'nested too deeply' if isinstance(exc, RecursionError) else exc}"
+                                     ) from None
         return cls.from_dict(data)
 
     # ---- identity ------------------------------------------------------------------------------
@@ -204,7 +220,10 @@ class Circuit:
         groups = [classes[c] for c in sorted(classes)]
         best = None
         count = 0
-        for perm in itertools.product(*(itertools.permutations(g) for g in groups)):
+        # product() materialises each iterable first: all k! orders of a group of k tied nodes (a
+        # hostile file with 20 equal nodes never returned). Only the first 5040 products are tried,
+        # and they use at most the first 5040 orders of any group, so the cap changes no hash.
+        for perm in itertools.product(*(itertools.islice(itertools.permutations(g), 5040) for g in groups)):
             order = [i for g in perm for i in g]
             key = self._serial(order)
             if best is None or key < best[0]:

@@ -195,9 +195,14 @@ def sim_pool(workers, ray_address, progress: bool):
         yield None
         return
     from cktflow.simulate import open_pool
+    from spice_sim.pool import ClusterLost
     pool = open_pool(ray_address=ray_address, num_workers=workers, progress=progress)
     try:
         yield pool
+    except ClusterLost as exc:          # the head died mid-run: a message, not a traceback
+        raise InternalProblem(str(exc)) from None
+    except ConnectionError as exc:      # Ray refused to let us join (e.g. the authentication token)
+        raise InputProblem(f"cannot join the Ray cluster: {exc}") from None
     finally:
         pool.close()
 

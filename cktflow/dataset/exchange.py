@@ -61,30 +61,51 @@ def export_dataset(ds: Dataset, path: str | Path, fmt: str | None = None, only_o
     return len(records)
 
 
+def _check_row(row: dict) -> None:
+    """Types the store needs: a number or an object in a text column, or provenance that is not an
+    object, would otherwise reach SQLite (or later readers) and fail there as a crash."""
+    for k in _TEXT:
+        if not (isinstance(row[k], str) or (row[k] is None and k in ("split", "failure"))):
+            raise ValueError(f"field '{k}' must be text, got {row[k]!r:.60}")
+    if not isinstance(row["provenance"], dict):
+        raise ValueError(f"field 'provenance' must be an object, got {row['provenance']!r:.60}")
+
+
 def _records_from(path: Path, fmt: str) -> list[Record]:
     out = []
     if fmt == "jsonl":
-        with path.open() as f:
-            for no, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    perf = Performance.from_dict(row["performance"]) if row["performance"] else None
-                    out.append(Record(circuit=Circuit.from_dict(row["circuit"]), performance=perf,
-                                      provenance=row["provenance"], **{k: row[k] for k in _TEXT}))
-                except (KeyError, ValueError, TypeError) as exc:
-                    raise ValueError(f"{path}:{no}: not a cktflow dataset row: {exc}") from None
+        try:        # decoded at once: a bad byte mid-file must be a refusal naming the file, not a crash
+            lines = path.read_bytes().decode("utf-8").split("\n")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        for no, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                _check_row(row)
+                perf = Performance.from_dict(row["performance"]) if row["performance"] else None
+                out.append(Record(circuit=Circuit.from_dict(row["circuit"]), performance=perf,
+                                  provenance=row["provenance"], **{k: row[k] for k in _TEXT}))
+            except (KeyError, ValueError, TypeError, RecursionError) as exc:
+                raise ValueError(f"{path}:{no}: not a cktflow dataset row: {exc}") from None
     else:
+        import pyarrow as pa
         import pyarrow.parquet as pq
-        for no, row in enumerate(pq.read_table(path).to_pylist(), start=1):
+        try:        # a damaged file fails in pyarrow as OSError or ArrowException, not ValueError alone
+            table = pq.read_table(path).to_pylist()
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise ValueError(f"{path}: not a readable Parquet file: {exc}") from None
+        for no, row in enumerate(table, start=1):
             try:
                 perf = None
                 if row["failure"] is None:
                     perf = Performance.from_dict({m: row[m] for m in METRICS})
+                row = {**row, "provenance": json.loads(row["provenance"])}
+                _check_row(row)
                 out.append(Record(circuit=Circuit.from_json(row["circuit"]), performance=perf,
-                                  provenance=json.loads(row["provenance"]), **{k: row[k] for k in _TEXT}))
-            except (KeyError, ValueError, TypeError) as exc:
+                                  provenance=row["provenance"], **{k: row[k] for k in _TEXT}))
+            except (KeyError, ValueError, TypeError, RecursionError) as exc:
                 raise ValueError(f"{path}: row {no}: not a cktflow dataset row: {exc}") from None
     return out
 
@@ -94,6 +115,7 @@ def import_dataset(ds: Dataset, path: str | Path, fmt: str | None = None) -> int
     path = Path(path)
     records = _records_from(path, _format_of(path, fmt))
     for r in records:
-        if r.circuit.canonical_hash() != r.hash:
+        # the topology hash too: the split keeps a topology on one side, a wrong one would leak it
+        if r.circuit.canonical_hash() != r.hash or r.circuit.topology_hash() != r.topology_hash:
             raise ValueError(f"{path}: record {r.hash[:12]} does not match its circuit (edited or corrupt file)")
     return ds.append(records)

@@ -79,6 +79,7 @@ def write(c: Circuit, dest: IO[str], *, with_testbench: bool = True, title: str 
     """Write the circuit as a Spectre netlist; with the testbench: source, `ac` sweep and saves."""
     pdk = pdk or load_pdk()
     t = _templates()
+    title = " ".join(str(title).split())     # one line: a newline in a title would start a statement of its own
     body = "\n".join(_instance(e) for e in circuit_elements(c, pdk, with_source=with_testbench, sweep=sweep))
     body = header(c, "//") + "\n" + body
     analysis = ""
@@ -105,6 +106,10 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.!<>\[\]]*$")
 _PRIMITIVES = {"resistor": ("R", 2, "r"), "capacitor": ("C", 2, "c"), "inductor": ("L", 2, "l"),
                "vccs": ("G", 4, "gm"), "vcvs": ("E", 4, "gain"), "vsource": ("V", 2, None),
                "isource": ("I", 2, None)}
+
+#: Limits of an imported AC sweep (the OCB testbench sweeps 11 decades at 100 points per decade).
+_MAX_POINTS_PER_DECADE = 1000
+_MAX_DECADES = 20
 
 #: Analysis and control statements ("name kind ..."): `ac` sets the sweep, the others are ignored.
 _ANALYSES = ("ac", "dc", "tran", "noise", "xf", "sp", "pz", "stb", "info", "options")
@@ -213,6 +218,8 @@ def read(text: str, source: str = "<spectre>") -> SpectreNetlist:
                 params[k] = _number(v, params, where)
             continue
         if word == "subckt":
+            if len(tokens) < 2:     # a bare `subckt` would fail below as an IndexError
+                raise SpectreImportError(f"{where}: 'subckt' without a name")
             if open_subckt:
                 raise SpectreImportError(f"{where}: nested subckt definitions are not supported")
             pins = [t for t in tokens[2:] if t not in "()"]
@@ -227,7 +234,7 @@ def read(text: str, source: str = "<spectre>") -> SpectreNetlist:
             continue
         if "(" not in tokens:
             raise SpectreImportError(f"{where}: statement '{word}' is not supported by the cktflow Spectre reader")
-        if tokens[1] != "(" or ")" not in tokens:
+        if len(tokens) < 2 or tokens[1] != "(" or ")" not in tokens:     # a lone "(" has no tokens[1]
             raise SpectreImportError(f"{where}: expected 'name (terminals) master parameters'")
         close = tokens.index(")")
         name = _check_name(word, where, "instance name")
@@ -285,9 +292,14 @@ def _sweep(tokens: list[str], params: dict[str, float], where: str) -> AcSweep:
     if unknown or not {"start", "stop", "dec"} <= set(a):
         raise SpectreImportError(f"{where}: an ac analysis needs start=, stop= and dec= (and nothing else)")
     dec = _number(a["dec"], params, where)
-    if dec != int(dec) or dec < 1:
-        raise SpectreImportError(f"{where}: dec must be a positive integer, got {a['dec']}")
-    return AcSweep(_number(a["start"], params, where), _number(a["stop"], params, where), int(dec))
+    if dec != int(dec) or not 1 <= dec <= _MAX_POINTS_PER_DECADE:
+        raise SpectreImportError(f"{where}: dec must be an integer from 1 to {_MAX_POINTS_PER_DECADE}, got {a['dec']}")
+    start, stop = _number(a["start"], params, where), _number(a["stop"], params, where)
+    # bounded, so that a hostile file cannot ask ngspice for billions of points (time and memory)
+    if not 0 < start < stop or math.log10(stop / start) > _MAX_DECADES:
+        raise SpectreImportError(f"{where}: the ac sweep needs 0 < start < stop and at most {_MAX_DECADES} "
+                                 f"decades, got start={a['start']} stop={a['stop']}")
+    return AcSweep(start, stop, int(dec))
 
 
 def to_spice_deck(netlist: SpectreNetlist, *, input_net: str = "in", output_net: str = "out",
