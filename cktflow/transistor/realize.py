@@ -44,7 +44,7 @@ import numpy as np
 from ..circuit.basis import Connection
 from ..circuit.ir import Circuit
 from ..circuit.pdk import load_pdk
-from ..circuit.validity import analyse
+from ..circuit.validity import Structure, analyse
 from ..technology import load_technology
 from .bench import Conditions
 from .cells import Bias, CellBuilder, RealizationError
@@ -127,7 +127,7 @@ def realize(circuit: Circuit, *, pdk: str = "sky130", conditions: Conditions | N
     tech = load_technology(pdk)
     if tech.kind != "transistor" or pdk != "sky130":
         raise RealizationError(f"realisation is defined for sky130 only, not {pdk}")
-    s = analyse(circuit, load_pdk())
+    s = _structure(circuit)
     if s.problems:
         raise RealizationError("not a valid behavioural circuit: " + "; ".join(s.problems))
     for i in s.stages:
@@ -147,6 +147,21 @@ def realize(circuit: Circuit, *, pdk: str = "sky130", conditions: Conditions | N
     tc = read_subckt(text, source=f"realisation of {name}", pdk=pdk, name=name)
     return Realization(tc, circuit, tuple(plan.stages), dict(plan.net), plan.sigma < 0,
                        cond, tuple(plan.notes))
+
+
+def _structure(c: Circuit):
+    """cktflow.circuit.analyse's view of the circuit; a single stage In -> S1 -> Out with nothing
+    else (outside the two- and three-stage family, but what a 5T OTA is) is accepted here too."""
+    s = analyse(c, load_pdk())
+    if s.problems and len(c.nodes) == 3:
+        ends = {n.type: i for i, n in enumerate(c.nodes)}
+        st = next((i for i, n in enumerate(c.nodes) if n.pos == 2), None)
+        if st is not None and 0 in ends and 1 in ends and set(c.edges) == {(ends[0], st), (st, ends[1])}:
+            lone = Structure(input=ends[0], output=ends[1], stages=[st],
+                             nets={ends[0]: "in", ends[1]: "out", st: "out"})
+            lone.problems = [p for p in s.problems if "main path needs stages" not in p]
+            return lone
+    return s
 
 
 def dc_gain(circuit: Circuit, s) -> float:
