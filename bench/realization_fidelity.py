@@ -70,10 +70,11 @@ def row(name: str, items: list[dict]) -> dict:
     gerr = [abs(x["gain_db"] - x["beh_gain_db"]) for x in meas]
     ugf = [x["ugf_hz"] / x["beh_ugf_hz"] for x in meas if x.get("ugf_hz") and x.get("beh_ugf_hz")]
     pmd = [x["pm_deg"] - x["beh_pm_deg"] for x in meas if x.get("pm_deg") is not None and x.get("beh_pm_deg") is not None]
-    med = lambda v: float(np.median(v)) if v else math.nan  # noqa: E731
+    med = lambda v: float(np.median(v)) if len(v) else math.nan  # noqa: E731
     return {"class": name, "n": n, "realised": len(real) / n if n else math.nan, "measured": len(meas),
             "all_saturated": len(sat) / len(meas) if meas else math.nan, "gain_err_db": med(gerr),
-            "ugf_ratio": med(ugf), "ugf_n": len(ugf), "pm_diff_deg": med(pmd), "abs_pm_diff_deg": med(np.abs(pmd)),
+            "gain_diff_db": med([x["gain_db"] - x["beh_gain_db"] for x in meas]),
+            "ugf_ratio": med(ugf), "ugf_n": len(ugf), "pm_diff_deg": med(pmd), "abs_pm_diff_deg": med([abs(x) for x in pmd]),
             "pm_within_15": float(np.mean(np.abs(pmd) <= 15)) if pmd else math.nan}
 
 
@@ -91,12 +92,12 @@ def table(records: list[dict]) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
-    print("| class | n | realised | all saturated | median abs gain error (dB) | median UGF ratio (n) | "
-          "median PM diff (deg) | median abs PM diff | abs PM diff <= 15 deg |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| class | n | realised | measured | all saturated | median abs gain error (dB) | median gain diff (dB) | "
+          "median UGF ratio (n) | median PM diff (deg) | median abs PM diff | abs PM diff <= 15 deg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['class']} | {r['n']} | {100 * r['realised']:.0f} % | {100 * r['all_saturated']:.0f} % | "
-              f"{r['gain_err_db']:.1f} | {r['ugf_ratio']:.2f} ({r['ugf_n']}) | {r['pm_diff_deg']:+.1f} | "
+        print(f"| {r['class']} | {r['n']} | {100 * r['realised']:.0f} % | {r['measured']} | "
+              f"{100 * r['all_saturated']:.0f} % | {r['gain_err_db']:.1f} | {r['gain_diff_db']:+.1f} | {r['ugf_ratio']:.2f} ({r['ugf_n']}) | {r['pm_diff_deg']:+.1f} | "
               f"{r['abs_pm_diff_deg']:.1f} | {100 * r['pm_within_15']:.0f} % |")
 
 
@@ -151,11 +152,15 @@ def main(argv=None) -> int:
     ap.add_argument("--count", type=int, default=288, help="behavioural circuits to realise (usable ones, in order)")
     ap.add_argument("--workers", type=int, default=2, help="Ray pool workers")
     ap.add_argument("--json", type=Path, help="write every record and the table here")
+    ap.add_argument("--table", type=Path, help="only print the table of a --json file written before")
     ap.add_argument("--classics", action="store_true",
                     help="instead: realise behavioural equivalents of the four templates and compare with them")
     args = ap.parse_args(argv)
     if args.classics:
         run_classics()
+        return 0
+    if args.table:
+        print_table(table(json.loads(args.table.read_text())["records"]))
         return 0
     t0 = time.perf_counter()
     examples = select(args.count)
@@ -199,6 +204,8 @@ def main(argv=None) -> int:
         loads += res.loaded
         rec.update(gain_db=m.gain_db, ugf_hz=m.ugf_hz, pm_deg=m.pm_deg, all_saturated=bool(m.all_saturated),
                    min_margin_v=m.min_margin_v, worst_device=m.worst_device, power_w=m.power_w, area_um2=m.area_um2)
+    if args.json:                 # the records first: the table can be made again from them (--table)
+        args.json.write_text(json.dumps({"records": records}, indent=1, default=str))
     rows = table(records)
     print(f"\nRealisation fidelity, sky130 tt 27 C, vdd 1.8 V, vcm 1.1 V, CL 50 fF: {len(examples)} usable Bench-101 "
           f"circuits; simulated in {t_sim:.0f} s on {args.workers} workers ({loads} library loads)\n")
