@@ -115,7 +115,7 @@ def classic_equivalents() -> dict:
     return {
         # 5T: gm1 = 2 pi 4.6 MHz 5 pF = 0.145 mS
         "ota5t": (chain([(6, {"gm": 0.145e-3})]), 5e-12),
-        # folded cascode: gm1 = 2 pi 5.75 MHz 5 pF = 0.18 mS; a single stage whose gain asks for a cascode
+        # folded cascode: a single stage whose gm*R0 (54 dB at 0.5 mS) asks for a cascode
         "foldedcascode": (chain([(6, {"gm": 0.5e-3})]), 5e-12),
         # two-stage Miller: gm1 0.14 mS, gm2 ~1 mS, Cc 1 pF across the inverting second stage
         "miller2": (chain([(7, {"gm": 0.14e-3}), (10, {"C": 1e-12, "gm": 1e-3})]), 1e-12),
