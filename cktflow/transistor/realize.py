@@ -47,7 +47,7 @@ from ..circuit.pdk import load_pdk
 from ..circuit.validity import Structure, analyse
 from ..technology import load_technology
 from .bench import Conditions
-from .cells import Bias, CellBuilder, RealizationError
+from .cells import CellBuilder, RealizationError
 from .circuit import TransistorCircuit, read_subckt, spice_value
 from .gmid import GmIdTable
 
@@ -221,6 +221,7 @@ class _Plan:
     net: dict[str, str] = field(default_factory=dict)
     vdc: dict[str, float] = field(default_factory=dict)    # planned DC level of each transistor net
     sigma: int = 1
+    bias: object = None                                    # the reference (cells.Bias), set by build
 
     # ---- lengths for output resistance ---------------------------------------------------------
     def _lengths(self) -> list[float]:
