@@ -96,6 +96,12 @@ def netlist_body(c: Circuit, pdk: Pdk | None = None) -> str:
     return "\n".join(line for _, line in device_lines(c, pdk))
 
 
+def one_line(title: str) -> str:
+    """A title as one line: a newline in it would start a SPICE line of its own (a `.control`
+    block, say) in every deck written with it."""
+    return " ".join(str(title).split())
+
+
 def wrap_testbench(body: str, *, title: str = "circuit", input_net: str = "in", output_net: str = "out",
                    add_source: bool = True, sweep: AcSweep = OCB_SWEEP, pdk: Pdk | None = None) -> str:
     """A complete AC deck around element lines: the input source (unless present) and the sweep."""
@@ -103,7 +109,7 @@ def wrap_testbench(body: str, *, title: str = "circuit", input_net: str = "in", 
     t = _templates(pdk.templates)
     source = t["source"].substitute(input=input_net) if add_source else ""
     return t["testbench_ac"].substitute(
-        title=title, body=body, source=source, input=input_net, output=output_net,
+        title=one_line(title), body=body, source=source, input=input_net, output=output_net,
         points_per_decade=sweep.points_per_decade, fstart=format_spice(sweep.fstart),
         fstop=format_spice(sweep.fstop))
 
@@ -121,7 +127,7 @@ def wrap_follower(body: str, *, title: str = "circuit", input_net: str = "in", o
     simulation fills in once the AC sweep has told it the loop's sign and time scale."""
     pdk = pdk or load_pdk()
     return _templates(pdk.templates)["testbench_follower"].substitute(
-        title=title, body=body, input=input_net, output=output_net)
+        title=one_line(title), body=body, input=input_net, output=output_net)
 
 
 def follower_testbench(c: Circuit, pdk: Pdk | None = None, title: str = "circuit") -> str:

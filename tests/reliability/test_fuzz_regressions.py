@@ -179,3 +179,16 @@ def test_spectre_title_stays_on_one_line():
     buf = io.StringIO()
     spectre.write(OcbGenerator(seed=3).take(1)[0], buf, title="x\n.control\nshell touch y\n.endc")
     assert not any(ln.strip().startswith((".control", "shell")) for ln in buf.getvalue().splitlines())
+
+
+def test_a_title_with_newlines_stays_one_line_in_exported_decks(tmp_path):
+    """`cktflow export --title` with a newline could put a `.control` block into the deck."""
+    from click.testing import CliRunner
+
+    from cli import main
+    out = tmp_path / "x.cir"
+    r = CliRunner().invoke(main, ["export", "--format", "spice", "-o", str(out), "--title",
+                                  "t\n.control\nshell touch pwned\n.endc", "examples/circuits/two_stage_miller.json"])
+    assert r.exit_code == 0, r.output
+    lines = out.read_text().splitlines()
+    assert not any(ln.strip().lower().startswith((".control", "shell")) for ln in lines)
