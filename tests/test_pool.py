@@ -122,6 +122,23 @@ def test_killed_worker_tasks_are_retried(pool, decks, reference):
         _same(got, reference[k % len(decks)])
 
 
+def test_workers_are_recycled_after_their_share_without_losing_a_result(pool, decks, reference):
+    """libngspice keeps native memory per circuit (docs/reliability.md, the soak): an actor is
+    replaced by a fresh process after `recycle_after` simulations, between chunks."""
+    before, pids = pool.recycled_workers, set(pool.worker_pids())
+    pool.recycle_after = 150
+    try:
+        jobs = [SimJob(d) for d in decks] * 10
+        results = pool.map(jobs)
+    finally:
+        pool.recycle_after = 50_000
+    assert len(results) == len(jobs)
+    for k, got in enumerate(results):
+        _same(got, reference[k % len(decks)])
+    assert pool.recycled_workers - before >= len(jobs) // 150 - len(pids)
+    assert pool.recycled_workers > before and set(pool.worker_pids()) != pids
+
+
 def test_empty_batch_and_bad_arguments(pool):
     assert pool.map([]) == []
     with pytest.raises(ValueError):
