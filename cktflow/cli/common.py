@@ -122,19 +122,12 @@ def emit(as_json: bool, data, text: str) -> None:
         click.echo(text)
 
 
-def load_spec_arg(path, behavioural_only: str | None = None):
-    """The spec in `path`; with `behavioural_only` (the command's name), a transistor-level spec
-    is refused, since that command designs behavioural circuits only so far."""
+def load_spec_arg(path):
     from cktflow.spec import SpecError, load_spec
     try:
-        spec = load_spec(path)
+        return load_spec(path)
     except SpecError as exc:
         raise InputProblem(str(exc)) from None
-    if behavioural_only and spec.level != "behavioural":
-        raise InputProblem(f"{spec.source}: `cktflow {behavioural_only}` designs behavioural circuits only so far; "
-                           f"this spec is for transistor op-amps (pdk: {spec.pdk}). `cktflow verify` measures "
-                           "transistor circuits against it.")
-    return spec
 
 
 def spec_at_pdk(spec, pdk):
