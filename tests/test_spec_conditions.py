@@ -134,3 +134,14 @@ def test_size_with_a_transistor_spec_refuses_a_behavioural_circuit_clearly(tmp_p
     p.write_text(OTA)
     r = CliRunner().invoke(main, ["size", "--spec", str(p), "examples/circuits/two_stage_miller.json"])
     assert r.exit_code == 2 and "looks like a behavioural circuit" in r.output
+
+
+def test_flywheel_refuses_a_transistor_spec_naming_it(tmp_path):
+    from click.testing import CliRunner
+
+    from cli import main
+    p = tmp_path / "specs.yaml"
+    p.write_text("- name: ota\n  pdk: sky130\n  targets: {gain_db: {min: 30dB}}\n")
+    r = CliRunner().invoke(main, ["flywheel", "--spec", str(p), "-o", str(tmp_path / "fw")])
+    assert r.exit_code == 2 and "spec 'ota' is for transistor op-amps" in r.output
+    assert not (tmp_path / "fw").exists()
