@@ -367,14 +367,20 @@ class SimPool:
         keep = keep or {}
         given_up: list[tuple[int, SimResult]] = list(keep.items())
         retry: list[int] = []
-        for _, chunk in slot.inflight:
+        for n, (_, chunk) in enumerate(slot.inflight):
+            # Blame only what the death pins down: the actor runs its oldest chunk, so a one-job
+            # oldest chunk was running; a longer one holds a suspect somewhere, and later chunks had
+            # not started. Counting every job of every chunk gave up on innocent jobs when workers
+            # were killed from outside in quick succession (tests/reliability: 3 kills in 2,000 runs).
+            pinned = n == 0 and len(chunk.indices) == 1
             for i in chunk.indices:
                 if i in keep:
                     continue
-                attempts[i] += 1
+                attempts[i] += pinned
                 if attempts[i] >= self.max_attempts:
                     given_up.append((i, SimResult(failure="worker_died",
-                                                  message=f"{why}; gave up after {attempts[i]} workers were lost")))
+                                                  message=f"{why}; gave up after {attempts[i]} workers were lost "
+                                                          "while it ran")))
                 else:
                     retry.append(i)
         slot.inflight.clear()

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -137,6 +138,25 @@ def test_workers_are_recycled_after_their_share_without_losing_a_result(pool, de
         _same(got, reference[k % len(decks)])
     assert pool.recycled_workers - before >= len(jobs) // 150 - len(pids)
     assert pool.recycled_workers > before and set(pool.worker_pids()) != pids
+
+
+class _KillsItsWorker:
+    """A job that takes its worker process down every time it runs (a poison job)."""
+
+    def execute(self, engine):
+        os._exit(1)
+
+
+def test_a_job_that_kills_every_worker_is_given_up_and_the_rest_completes(pool, decks, reference):
+    import ray.cloudpickle
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])   # the workers cannot import tests/
+    jobs = [SimJob(d) for d in decks] * 3
+    jobs.insert(len(jobs) // 2, _KillsItsWorker())
+    results = pool.map(jobs)
+    bad = results.pop(len(jobs) // 2)
+    assert bad.failure == "worker_died" and f"after {pool.max_attempts} workers" in bad.message
+    for k, got in enumerate(results):
+        _same(got, reference[k % len(decks)])
 
 
 def test_empty_batch_and_bad_arguments(pool):
