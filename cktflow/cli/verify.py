@@ -54,16 +54,7 @@ def verify(spec_path, sim, input_net, output_net, pdk, timeout, as_json, circuit
     for d in designs:
         for note in d.notes:
             click.echo(f"note: {note}", err=True)
-    if as_json:
-        echo_json({"spec": spec.to_dict(), "passed": all(r.passed for r in reports),
-                   "results": [r.to_dict() for r in reports]})
-    else:
-        for r in reports:
-            click.echo(verify_table(r))
-            click.echo()
-        n_pass = sum(r.passed for r in reports)
-        click.echo(f"{n_pass} of {len(reports)} circuit(s) meet spec '{spec.name}'")
-    sys.exit(EXIT_MET if all(r.passed for r in reports) else EXIT_NOT_MET)
+    _finish(spec, reports, as_json, verify_table, "")
 
 
 def _verify_transistor(spec, timeout, as_json, circuits):
@@ -79,13 +70,18 @@ def _verify_transistor(spec, timeout, as_json, circuits):
     progress = None if as_json else (lambda msg: click.echo(f"measuring {msg}", err=True))
     with quiet_stdout(as_json), LocalSimulator(timeout_s=timeout or DEFAULT_TIMEOUT_S) as simulator:
         reports = [verify_transistor(d, spec, simulator, progress) for d in designs]
+    _finish(spec, reports, as_json, condition_table, " at every condition")
+
+
+def _finish(spec, reports, as_json: bool, table, where: str) -> None:
+    """Print the reports (JSON, or a table each and a count) and exit 0 when all pass, else 1."""
     if as_json:
         echo_json({"spec": spec.to_dict(), "passed": all(r.passed for r in reports),
                    "results": [r.to_dict() for r in reports]})
     else:
         for r in reports:
-            click.echo(condition_table(r))
+            click.echo(table(r))
             click.echo()
         n_pass = sum(r.passed for r in reports)
-        click.echo(f"{n_pass} of {len(reports)} circuit(s) meet spec '{spec.name}' at every condition")
+        click.echo(f"{n_pass} of {len(reports)} circuit(s) meet spec '{spec.name}'{where}")
     sys.exit(EXIT_MET if all(r.passed for r in reports) else EXIT_NOT_MET)
