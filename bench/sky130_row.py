@@ -3,11 +3,11 @@
 side by side in one run, each job with other sizes so nothing is reused:
 
 (i)   one in-process ngspice through OpampJob.execute (the bench, library included, loaded once);
-(ii)  the Ray pool (SimPool, one job per actor call: a job takes about a second);
+(ii)  the Ray pool (SimPool, one job per actor call: a job takes about a fifth of a second);
 (iii) `ngspice -b` per deck as a subprocess: a self-contained deck (the library's `.lib` line, the
-      amplifier with this job's sizes as `.param`s, the same five testbench blocks) whose `.control`
-      block runs the same analyses with the same settings (the noise range and the step timing from
-      the AC sweep's UGF, as OpampBench does) and writes them to a binary raw file, which is read
+      amplifier with this job's sizes as `.param`s, the same testbench) whose `.control` block runs
+      the same analyses with the same settings and rewires the testbench with the same `alter`s
+      between them (the noise range and the step timing from the AC sweep's UGF, as OpampBench does) and writes them to a binary raw file, which is read
       back and measured (gain, UGF, PM) with spice_sim.measure. ngspice reparses the library every time.
 
 The library loads and Ray's start-up are reported apart; the methods take turns slice by slice so
@@ -75,7 +75,7 @@ op
 write out.raw
 ac dec {AC_POINTS_PER_DECADE} {AC_START_HZ!r} {AC_STOP_HZ!r}
 write out.raw
-meas ac ugf when vdb(out_ol)=0
+meas ac ugf when vdb(out)=0
 let tau = 1/(2*pi*ugf)
 let tpw = 60*tau
 if tpw < 1e-8
@@ -88,20 +88,31 @@ end
 let tdel = tpw/20
 let tmax = tpw/{STEP_DIVS}
 let tstop = tdel + 2*tpw + 2*tedge
+let tper = 2*tpw + 2*tedge
 set f_ugf = $&ugf
 set v_tpw = $&tpw
 set v_tedge = $&tedge
 set v_tdel = $&tdel
 set v_tmax = $&tmax
 set v_tstop = $&tstop
-noise v(out_ol) vin_ol dec 20 {AC_START_HZ!r} $f_ugf
+set v_tper = $&tper
+noise v(out) vin dec 20 {AC_START_HZ!r} $f_ugf
 write out.raw
-dc vdrv_sw 0 {cond.vdd!r} {SWING_STEP_V!r}
+alter @vacm[acmag] = 1
+ac dec 1 {AC_START_HZ!r} {10 * AC_START_HZ!r}
 write out.raw
-alterparam tpw = $v_tpw
-alterparam tedge = $v_tedge
-alterparam tdel = $v_tdel
-reset
+alter @vin[acmag] = 0
+alter @vacm[acmag] = 0
+alter @vdd[acmag] = 1
+ac dec 1 {AC_START_HZ!r} {10 * AC_START_HZ!r}
+write out.raw
+alter @rin[resistance] = 1e9
+dc vdrv 0 {cond.vdd!r} {SWING_STEP_V!r}
+write out.raw
+alter @rin[resistance] = 1e15
+alter @rfb[resistance] = 1e-3
+alter @csv[capacitance] = 1e-18
+alter @vin[pulse] = [ {cond.vcm - cond.vstep / 2!r} {cond.vcm + cond.vstep / 2!r} $v_tdel $v_tedge $v_tedge $v_tpw $v_tper ]
 tran $v_tmax $v_tstop 0 $v_tmax
 write out.raw
 quit
@@ -156,8 +167,8 @@ def subprocess_per_deck(batch: list[OpampJob]) -> tuple[float, int, float]:
             try:
                 plots = read_raw(raw)
                 ac = next(v for name, v in plots if name.lower().startswith("ac"))
-                perf = measure(ac["frequency"].real, ac["v(out_ol)"] / ac["v(inp_ol)"])
-                ok = len(plots) == 5 and perf.ugf_hz is not None
+                perf = measure(ac["frequency"].real, ac["v(out)"] / ac["v(inp)"])
+                ok = len(plots) == 7 and perf.ugf_hz is not None
             except (FileNotFoundError, StopIteration, ValueError, KeyError):
                 ok = False
             failures += not ok

@@ -55,7 +55,7 @@ def main() -> None:
         m = b.measure(Conditions(vcm=1.1, cl=cl))
         print(f"ota: one full measurement (op, AC, noise, step) {time.perf_counter() - t0:.2f} s")
         d = m.op.devices
-        gm1, gds2, gds4, itail = d["xol.xm1"].gm, d["xol.xm2"].gds, d["xol.xm4"].gds, d["xol.xm5"].id
+        gm1, gds2, gds4, itail = d["xdut.xm1"].gm, d["xdut.xm2"].gds, d["xdut.xm4"].gds, d["xdut.xm5"].id
         a, pa = 10 ** (m.performance.gain_db / 20), gm1 / (gds2 + gds4)
         print(f"ota: gain {a:.2f} vs gm1/(gds2+gds4) {pa:.2f} ({100 * (a / pa - 1):+.2f} %)")
         u, pu = m.performance.ugf_hz, gm1 / (2 * math.pi * cl)

@@ -8,7 +8,10 @@ global `.param`s) once and then only
 - changes parameters with `alterparam` + `reset` (10-60 ms; ngspice re-evaluates the deck it keeps
   in memory, library included, without reading any file: results equal a fresh load, bins and
   size-dependent model expressions included; `alter` on a device instance is faster but wrong
-  here, because sky130's devices compute their model parameters from W and L in the subcircuit),
+  for sizes, because sky130's devices compute their model parameters from W and L in the
+  subcircuit),
+- rewires a testbench with `alter` on plain elements (a resistor, a capacitor, a source's AC
+  magnitude or waveform: ~1 ms, no reset; the next reset restores the deck's own values),
 - changes the temperature with `option temp=...` (no reset needed),
 - issues analyses as commands (`op`, `ac ...`, `dc ...`, `tran ...`, `noise ...`) and reads the
   vectors of the plot each one makes, then destroys the plots so memory stays flat.
@@ -43,7 +46,7 @@ class ModelLibrary:
     section: str
     settings: tuple[str, ...] = ()
     root: Path | None = None                 # the folder its includes may come from (safety checks)
-    # device parameter vector: {instance} is the hierarchical instance path (xol.xm1), {model} the
+    # device parameter vector: {instance} is the hierarchical instance path (xdut.xm1), {model} the
     # device model (subcircuit) name, {param} gm, gds, id, ...
     op_vector: str = "@m.{instance}.m{model}[{param}]"
 
@@ -62,7 +65,7 @@ OP_PARAMS = ("gm", "gds", "gmbs", "id", "vgs", "vds", "vth", "vdsat", "cgg", "w"
 
 @dataclass(frozen=True)
 class DeviceOp:
-    instance: str          # hierarchical path, e.g. xol.xm1
+    instance: str          # hierarchical path, e.g. xdut.xm1
     model: str
     gm: float
     gds: float
@@ -211,6 +214,7 @@ class Session:
         self.load_seconds = 0.0
         self.resets = 0
         self._loaded = False
+        self._altered = False          # an `alter` is in force: the next set_params resets even unchanged
         self.title = f"{title} [session {next(_SESSION_IDS)}]"   # unique: found again with `setcirc`
         body = [self.title]
         if library is not None:
@@ -299,12 +303,24 @@ class Session:
         if unknown:
             raise KeyError(f"unknown parameter(s) {', '.join(sorted(unknown))}: a Session alters only the "
                            f"parameters it was created with ({', '.join(sorted(self.params))})")
-        if not changed:
+        if not changed and not self._altered:
             return False
         self._make_current()
         self.params.update(changed)
         self._reset(changed)
         return True
+
+    def alter(self, element: str, **values: float | tuple[float, ...]) -> None:
+        """Change parameters of one plain element in place (`alter @element[param] = value`; a tuple
+        for a vector such as a pulse), without a reset, e.g. alter("rfb", resistance=1e-3) or
+        alter("vin", acmag=0). Not for transistors (see the module docstring). The change lasts
+        until the next reset, which `set_params` then issues even if no parameter changed."""
+        self._make_current()
+        for param, value in values.items():
+            text = ("[ " + " ".join(_fmt(x) for x in value) + " ]") if isinstance(value, (tuple, list)) \
+                else _fmt(value)
+            self.engine._command(f"alter @{element}[{param}] = {text}")
+        self._altered = True
 
     def reset(self) -> None:
         """Re-evaluate the loaded deck (`reset`) even when no parameter changed: the next analysis
@@ -329,6 +345,7 @@ class Session:
         finally:
             self._settings(False)
         self.resets += 1
+        self._altered = False
         if not self._is_current():
             if not repair:
                 self._loaded = False

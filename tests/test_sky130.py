@@ -154,8 +154,8 @@ xm1 d g 0 0 {NFET} W=2 L=1 nf=1"""
 
 def test_ota_gain_ugf_slew_power_match_closed_forms(ota_tt):
     m, d = ota_tt, ota_tt.op.devices
-    gm1, gds2, gds4 = d["xol.xm1"].gm, d["xol.xm2"].gds, d["xol.xm4"].gds
-    itail = d["xol.xm5"].id
+    gm1, gds2, gds4 = d["xdut.xm1"].gm, d["xdut.xm2"].gds, d["xdut.xm4"].gds
+    itail = d["xdut.xm5"].id
     assert m.all_saturated and m.min_margin_v > 0.05
     assert 10 ** (m.performance.gain_db / 20) == pytest.approx(gm1 / (gds2 + gds4), rel=0.03)
     assert m.performance.ugf_hz == pytest.approx(gm1 / (2 * math.pi * CL), rel=0.10)
@@ -166,14 +166,14 @@ def test_ota_gain_ugf_slew_power_match_closed_forms(ota_tt):
     assert m.settling_s is not None and m.settling_s > 0.3 / m.slew_rise_v_per_s
     # power = vdd * supply current, and the supply current is the bias plus both branches
     assert m.power_w == pytest.approx(1.8 * m.supply_a, rel=1e-12)
-    assert m.supply_a == pytest.approx(20e-6 + d["xol.xm3"].id + d["xol.xm4"].id, rel=0.01)
+    assert m.supply_a == pytest.approx(20e-6 + d["xdut.xm3"].id + d["xdut.xm4"].id, rel=0.01)
     assert abs(m.offset_v) < 0.05
     assert m.cmrr_db > 20 and m.psrr_db > 20
     assert 1e-9 < m.noise_v_per_rthz < 1e-5 and m.noise_v_rms > 0
     assert m.area_um2 == pytest.approx(2 * 4 * 0.5 + 2 * 4 * 1 + 2 * 8 * 1)
     # the half-gain edges of the output range lie inside the saturation limits of the output branch
-    vtail = m.op.voltages["xol.tail"]
-    assert vtail + d["xol.xm2"].vdsat - 0.02 < m.swing_low_v < 1.1 < m.swing_high_v < 1.8 - d["xol.xm4"].vdsat + 0.02
+    vtail = m.op.voltages["xdut.tail"]
+    assert vtail + d["xdut.xm2"].vdsat - 0.02 < m.swing_low_v < 1.1 < m.swing_high_v < 1.8 - d["xdut.xm4"].vdsat + 0.02
     assert m.swing_v == pytest.approx(m.swing_high_v - m.swing_low_v) and m.swing_v > 0.5
 
 
@@ -186,11 +186,28 @@ def test_resizing_in_place_equals_a_fresh_load(ota, ota_tt, engine):
     again = ota.measure(COND, noise=False, step=False, w_in=4)
     assert time.perf_counter() - t0 < 3.0
     assert again.performance.gain_db == pytest.approx(ota_tt.performance.gain_db, abs=1e-6)
-    assert wider.op.devices["xol.xm1"].gm > ota_tt.op.devices["xol.xm1"].gm
+    assert wider.op.devices["xdut.xm1"].gm > ota_tt.op.devices["xdut.xm1"].gm
     with OpampBench(OTA.replace("w_in=4", "w_in=8"), "ota5t", {}, engine=engine) as fresh:
         m = fresh.measure(COND, noise=False, step=False)
     assert m.performance.gain_db == pytest.approx(wider.performance.gain_db, abs=1e-6)
-    assert m.op.devices["xol.xm1"].gm == pytest.approx(wider.op.devices["xol.xm1"].gm, rel=1e-9)
+    assert m.op.devices["xdut.xm1"].gm == pytest.approx(wider.op.devices["xdut.xm1"].gm, rel=1e-9)
+
+
+def test_the_rewiring_of_one_measurement_is_undone_before_the_next(ota, ota_tt):
+    """A measurement leaves the testbench wired as a follower (`alter`, no reset); the next one,
+    with the same sizes and conditions (no parameter changes), must still start from the open loop."""
+    s = ota.session
+    resets = s.resets
+    s.alter("rfb", resistance=1e-3)
+    assert s.set_params(vdd=s.params["vdd"]) and s.resets > resets        # forced by the alter
+    assert not s.set_params(vdd=s.params["vdd"])                          # nothing to undo now
+    first, again = ota.measure(COND, **ota.default_sizes), ota.measure(COND, **ota.default_sizes)
+    for m in (first, again):
+        for name, value in ota_tt.performance.items():
+            if isinstance(value, float):
+                assert m.performance.get(name) == pytest.approx(value, rel=1e-6, abs=1e-12), name
+            else:
+                assert m.performance.get(name) == value, name
 
 
 def test_corners_and_temperature_move_the_figures_the_expected_way(ota, engine):
@@ -198,9 +215,9 @@ def test_corners_and_temperature_move_the_figures_the_expected_way(ota, engine):
     for corner in ("ff", "ss"):
         with OpampBench(OTA, "ota5t", {}, corner=corner, engine=engine) as b:
             m = b.measure(Conditions(corner=corner, vcm=1.1, cl=CL), noise=False, step=False)
-            ugf[corner], vgs6[corner] = m.performance.ugf_hz, m.op.devices["xol.xm6"].vgs
+            ugf[corner], vgs6[corner] = m.performance.ugf_hz, m.op.devices["xdut.xm6"].vgs
     m = ota.measure(COND, noise=False, step=False)
-    ugf["tt"], vgs6["tt"] = m.performance.ugf_hz, m.op.devices["xol.xm6"].vgs
+    ugf["tt"], vgs6["tt"] = m.performance.ugf_hz, m.op.devices["xdut.xm6"].vgs
     # at a fixed bias current the UGF moves a little (gm ~ sqrt(mobility)); the devices' strength
     # shows in the gate voltage the bias diode needs for the same 20 uA (ff 0.697 V, ss 0.730 V)
     assert ugf["ff"] > ugf["tt"] > ugf["ss"], ugf
@@ -230,7 +247,7 @@ def test_opamp_jobs_in_the_local_simulator(ota_tt):
     assert first.load_seconds > 1 and third.seconds < first.seconds
     assert first.metrics.performance.gain_db == pytest.approx(ota_tt.performance.gain_db, abs=1e-6)
     assert third.metrics.performance.gain_db == pytest.approx(ota_tt.performance.gain_db, abs=1e-6)
-    assert second.metrics.op.devices["xol.xm1"].gm > first.metrics.op.devices["xol.xm1"].gm
+    assert second.metrics.op.devices["xdut.xm1"].gm > first.metrics.op.devices["xdut.xm1"].gm
     assert tiny.failure == "bad_netlist" and "w=0.3 is outside" in tiny.message
 
 
@@ -241,15 +258,15 @@ def test_miller_two_stage_closed_forms(engine):
     dut = (templates_dir() / "sky130" / "miller2.cir").read_text()
     with OpampBench(dut, "miller2", {}, engine=engine, source="miller2.cir") as b:
         m = b.measure(Conditions(vcm=1.1, cl=1e-12))
-        cc = b.session.op_values(("@c.xol.xcc.c1[capacitance]",))["@c.xol.xcc.c1[capacitance]"]
+        cc = b.session.op_values(("@c.xdut.xcc.c1[capacitance]",))["@c.xdut.xcc.c1[capacitance]"]
     d = m.op.devices
     assert 1.0e-12 < cc < 2.5e-12                                    # 28 x 28 um MIM, ~2 fF/um2
     assert m.all_saturated and m.performance.stable is True
     assert 60 < m.performance.pm_deg < 90 and m.performance.gain_db > 55
-    assert m.performance.ugf_hz == pytest.approx(d["xol.xm2"].gm / (2 * math.pi * cc), rel=0.10)
-    itail = d["xol.xm5"].id
+    assert m.performance.ugf_hz == pytest.approx(d["xdut.xm2"].gm / (2 * math.pi * cc), rel=0.10)
+    itail = d["xdut.xm5"].id
     assert m.slew_rise_v_per_s == pytest.approx(itail / cc, rel=0.10)
     assert m.slew_fall_v_per_s == pytest.approx(itail / cc, rel=0.10)
-    assert m.supply_a == pytest.approx(20e-6 + d["xol.xm3"].id + d["xol.xm4"].id + d["xol.xm7"].id, rel=0.01)
+    assert m.supply_a == pytest.approx(20e-6 + d["xdut.xm3"].id + d["xdut.xm4"].id + d["xdut.xm7"].id, rel=0.01)
     mos = sum(x.w * x.l for x in d.values()) * 1e12
     assert m.area_um2 == pytest.approx(mos + 28 * 28 + 0.35 * 2)

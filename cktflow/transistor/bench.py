@@ -40,6 +40,16 @@ SWING_STEP_V = 0.002
 #: slew by 6 %: the largest dV/dt needs the edge resolved.
 STEP_DIVS = 1000
 
+#: The testbench's wirings besides the open loop it is written as (templates/<pdk>/opamp_tb.cir
+#: explains them), as `alter`s of its plain elements: element -> {parameter: value}. Each names every
+#: element its analysis depends on, so the wirings can come in any order after the open loop.
+WIRING = {
+    "cm": {"vin": {"acmag": 1.0}, "vacm": {"acmag": 1.0}, "vdd": {"acmag": 0.0}},
+    "ps": {"vin": {"acmag": 0.0}, "vacm": {"acmag": 0.0}, "vdd": {"acmag": 1.0}},
+    "sw": {"rfb": {"resistance": 1e9}, "rin": {"resistance": 1e9}},
+    "st": {"rfb": {"resistance": 1e-3}, "csv": {"capacitance": 1e-18}, "rin": {"resistance": 1e15}},
+}
+
 
 def model_library(tech: Technology, corner: str | None = None) -> ModelLibrary:
     """spice_sim's view of a transistor PDK's library at one corner."""
@@ -126,8 +136,8 @@ class OpampBench:
                                params={**tb_params, **{k.lower(): float(v) for k, v in params.items()}},
                                device_models=fets,
                                title=f"{dut_name} op-amp testbenches ({self.tech.name} {self.corner})")
-        # per-device op points of the open-loop block only (the other blocks are copies)
-        self.session.devices = {k: v for k, v in self.session.devices.items() if k.startswith("xol.")}
+        # per-device op points of the amplifier (the testbench has no transistors of its own)
+        self.session.devices = {k: v for k, v in self.session.devices.items() if k.startswith("xdut.")}
 
     @property
     def load_seconds(self) -> float:
@@ -144,6 +154,10 @@ class OpampBench:
 
     def set_sizes(self, **sizes: float) -> None:
         """New sizes, checked against the PDK's limits first (nothing runs if one is outside)."""
+        self.session.set_params(**self._checked_sizes(sizes))
+
+    def _checked_sizes(self, sizes: dict) -> dict[str, float]:
+        """Every sizing parameter's value with `sizes` applied, checked against the PDK's limits."""
         unknown = {k.lower() for k in sizes} - set(self.size_names)
         if unknown:
             raise KeyError(f"unknown sizing parameter(s): {', '.join(sorted(unknown))} "
@@ -151,7 +165,7 @@ class OpampBench:
         merged = {k: self.session.params[k] for k in self.size_names}
         merged.update({k.lower(): float(v) for k, v in sizes.items()})
         check_transistor_netlist(self.dut, self.tech, source=self.source, params=merged)
-        self.session.set_params(**merged)
+        return merged
 
     def measure(self, conditions: Conditions | None = None, *, noise: bool = True, step: bool = True,
                 swing: bool = True, keep_step: bool = False, keep_ac: bool = False, **sizes: float) -> OpampMetrics:
@@ -159,17 +173,18 @@ class OpampBench:
         if cond.corner != self.corner:
             raise ValueError(f"this bench is loaded for corner {self.corner}; "
                              f"open another OpampBench for {cond.corner}")
-        if sizes:
-            self.set_sizes(**sizes)
         s = self.session
-        s.set_params(vdd=cond.vdd, vcm=cond.vcm, cl=cond.cl, vstep=cond.vstep)
+        # sizes and conditions in one reset (~25 ms with the library loaded), which also undoes the
+        # previous measurement's rewiring: the deck is the open loop again
+        s.set_params(**(self._checked_sizes(sizes) if sizes else {}), vdd=cond.vdd, vcm=cond.vcm, cl=cond.cl,
+                     vstep=cond.vstep)
         s.set_temperature(cond.temp_c)
         op = s.op()
-        ol = {k: v for k, v in op.devices.items() if k.startswith("xol.")}
+        ol = {k: v for k, v in op.devices.items() if k.startswith("xdut.")}
         v: dict = {}                              # metric -> value (spice_sim.metrics)
         worst_device = None
-        v["offset_v"] = op.voltages["out_ol"] - op.voltages["inp_ol"]
-        v["supply_a"] = -op.currents["vdd_ol"]
+        v["offset_v"] = op.voltages["out"] - op.voltages["inp"]
+        v["supply_a"] = -op.currents["vdd"]
         v["power_w"] = cond.vdd * v["supply_a"]
         v["area_um2"] = (sum(d.w * d.l for d in ol.values()) * 1e12
                          + passive_area_um2(self.dut, self.tech, self.dut_name,
@@ -178,18 +193,20 @@ class OpampBench:
             worst = min(ol.values(), key=lambda d: d.margin)
             v["min_margin_v"], worst_device = worst.margin, worst.instance
             v["all_saturated"] = all(d.region == "saturation" for d in ol.values())
-        ac = s.ac(AC_START_HZ, AC_STOP_HZ, AC_POINTS_PER_DECADE, ("out_ol", "inp_ol", "out_cm", "out_ps"))
-        h = ac["out_ol"] / ac["inp_ol"]
+        ac = s.ac(AC_START_HZ, AC_STOP_HZ, AC_POINTS_PER_DECADE, ("out", "inp"))
+        h = ac["out"] / ac["inp"]
         perf = measure(ac.scale, h).with_values(ocb_pm_deg=None)   # OCB's label convention: behavioural only
-        a0 = abs(h[0])
-        v["cmrr_db"] = _db(a0) - _db(abs(ac["out_cm"][0]))
-        v["psrr_db"] = _db(a0) - _db(abs(ac["out_ps"][0]))
         if noise:
             fstop = perf.ugf_hz or perf.bw_hz or 1e6
-            nd = s.noise("out_ol", "vin_ol", AC_START_HZ, max(fstop, 10 * AC_START_HZ), 20)
+            nd = s.noise("out", "vin", AC_START_HZ, max(fstop, 10 * AC_START_HZ), 20)
             v["noise_v_rms"] = nd.inoise_total
             v["noise_v_per_rthz"] = float(np.exp(np.interp(math.log(cond.spot_hz), np.log(nd.freq),
                                                            np.log(nd.inoise))))
+        # CMRR and PSRR at the lowest frequency: one decade of one point each is enough
+        a0 = abs(h[0])
+        for metric, wiring in (("cmrr_db", "cm"), ("psrr_db", "ps")):
+            self._wire(wiring)
+            v[metric] = _db(a0) - _db(abs(s.ac(AC_START_HZ, 10 * AC_START_HZ, 1, ("out",))["out"][0]))
         if swing:
             v["swing_low_v"], v["swing_high_v"] = self._swing(cond)
             if v["swing_low_v"] is not None:
@@ -204,11 +221,16 @@ class OpampBench:
                             op=op, step=wave if keep_step else None,
                             ac={"freq": np.asarray(ac.scale), "h": np.asarray(h)} if keep_ac else None)
 
+    def _wire(self, name: str) -> None:
+        for element, values in WIRING[name].items():
+            self.session.alter(element, **values)
+
     def _swing(self, cond: Conditions) -> tuple[float | None, float | None]:
         """The output range over which the open-loop gain stays at least half its largest value
         (the inverting block's DC sweep, A = 2 g / (1 - g))."""
-        sweep = self.session.dc("vdrv_sw", 0.0, cond.vdd, SWING_STEP_V, ("out_sw",))
-        vout = sweep["out_sw"]
+        self._wire("sw")
+        sweep = self.session.dc("vdrv", 0.0, cond.vdd, SWING_STEP_V, ("out",))
+        vout = sweep["out"]
         g = -np.gradient(vout, sweep.scale)
         a = np.where(g < 1.0, 2 * g / np.maximum(1.0 - g, 1e-12), np.inf)
         a = np.where(g > 0, a, 0.0)
@@ -232,12 +254,14 @@ class OpampBench:
         tpw = max(60 * tau, 1e-8)                 # each edge gets 60 closed-loop time constants
         tdel = tpw / 20
         tedge = min(tau / 20, 1e-9)
-        s.set_params(tdel=tdel, tpw=tpw, tedge=tedge)
+        self._wire("st")
+        v0, v1 = cond.vcm - cond.vstep / 2, cond.vcm + cond.vstep / 2
+        # the deck's pulse with this timing (alterparam of tdel/tpw/tedge would cost a reset)
+        s.alter("vin", pulse=(v0, v1, tdel, tedge, tedge, tpw, 2 * tpw + 2 * tedge))
         tstop = tdel + 2 * tpw + 2 * tedge
         tmax = tpw / STEP_DIVS
-        tr = s.tran(tmax, tstop, ("out_st", "inp_st"), tmax=tmax)
-        t, vout = tr.scale, tr["out_st"]
-        v0, v1 = cond.vcm - cond.vstep / 2, cond.vcm + cond.vstep / 2
+        tr = s.tran(tmax, tstop, ("out", "inp"), tmax=tmax)
+        t, vout = tr.scale, tr["out"]
         results, grows = [], []
         for start, lo, hi in ((tdel, v0, v1), (tdel + tpw + tedge, v1, v0)):
             sel = (t >= start) & (t <= start + tpw)
@@ -263,7 +287,7 @@ class OpampBench:
         settling = None if st_r is None or st_f is None else max(st_r, st_f)
         overshoot = None if os_r is None or os_f is None else max(os_r, os_f)
         stable = None if len(grows) < 2 else not any(grows)
-        return sr_r, sr_f, settling, overshoot, stable, {"time": t, "vin": tr["inp_st"], "vout": vout}
+        return sr_r, sr_f, settling, overshoot, stable, {"time": t, "vin": tr["inp"], "vout": vout}
 
 
 def deck_params(text: str) -> dict[str, float]:

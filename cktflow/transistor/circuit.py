@@ -214,22 +214,23 @@ class TransistorCircuit:
         return "\n".join(head + [_substitute(ln, sizes) for ln in self.body.splitlines()]) + "\n"
 
     def testbench_deck(self, conditions=None) -> str:
-        """A complete ngspice deck: the PDK library, the subcircuit, the open-loop testbench with its
-        DC servo (the `ol` block of the PDK's opamp_tb.cir) and a .control block that prints and
-        writes the DC gain, the UGF and the phase margin. Run it with `ngspice -b` in a folder
+        """A complete ngspice deck: the PDK library, the subcircuit, the PDK's opamp_tb.cir as written
+        (the open loop with its DC servo) and a .control block that prints and writes the DC gain,
+        the UGF and the phase margin. Run it with `ngspice -b` in a folder
         holding `spiceinit_text()` as .spiceinit (the library needs those settings at parse time).
         `conditions`: a cktflow.transistor.Conditions (default: the circuit's own conditions)."""
         from .bench import Conditions        # bench imports nothing from here: no import circle
         tech = self.technology
         cond = (conditions or Conditions(**self.conditions)).resolved(tech)
-        tb = _ol_block(tech, self.name)
+        tb, defaults = _testbench(tech, self.name)
+        params = {**defaults, "vdd": cond.vdd, "vcm": cond.vcm, "cl": cond.cl, "vstep": cond.vstep}
         return "\n".join([
             f"* {self.name}: open-loop AC testbench (cktflow, {tech.name} {cond.corner}, {cond.temp_c:g} C, "
             f"vdd {cond.vdd:g} V, vcm {cond.vcm:g} V, CL {cond.cl:g} F)",
             "* needs .spiceinit with: " + "; ".join(tech.simulator_settings),
             tech.lib_line(cond.corner),
             f".temp {cond.temp_c:g}",
-            f".param vdd={spice_value(cond.vdd)} vcm={spice_value(cond.vcm)} cl={spice_value(cond.cl)}",
+            ".param " + " ".join(f"{k}={spice_value(v)}" for k, v in params.items()),
             self.standalone_subckt().rstrip(), tb, _CONTROL.format(name=self.name), ".end", ""])
 
     def spiceinit_text(self) -> str:
@@ -246,10 +247,10 @@ class TransistorCircuit:
 # `quit 0`: without it `ngspice -b` exits 1 ("no simulations run": the analyses are in .control).
 _CONTROL = """.control
 op
-let supply_a = -i(vdd_ol)
+let supply_a = -i(vdd)
 print supply_a
 ac dec 20 1 10g
-let h = v(out_ol)/v(inp_ol)
+let h = v(out)/v(inp)
 let gain = db(h)
 let lag = (cph(h[0]) - cph(h))*180/pi
 meas ac gain_db find gain at=1
@@ -278,12 +279,15 @@ def _substitute(line: str, sizes: Mapping[str, float]) -> str:
     return _REF.sub(one, line)
 
 
-def _ol_block(tech: Technology, name: str) -> str:
-    """The open-loop testbench block of the PDK's testbench template (lines of the `ol` block)."""
+def _testbench(tech: Technology, name: str) -> tuple[str, dict[str, float]]:
+    """The PDK's op-amp testbench for subcircuit `name` without its .param lines, and those
+    parameters' default values."""
     from string import Template
+
+    from .bench import deck_params        # bench imports nothing from here: no import circle
     text = Template((templates_dir() / tech.templates / "opamp_tb.cir").read_text()).substitute(dut=name)
-    return "\n".join(ln for ln in text.splitlines()
-                     if ln.split() and (ln.split()[0].lower().endswith("_ol") or ln.split()[0].lower() == "xol"))
+    body = "\n".join(ln for ln in text.splitlines() if ln.split() and not ln.lower().startswith(".param"))
+    return body, deck_params(text)
 
 
 def _normal_body(body: str, name: str) -> tuple[str, ...]:
