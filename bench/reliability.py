@@ -65,7 +65,7 @@ def main() -> int:
     p.add_argument("--list", action="store_true", help="name the rows and exit")
     p.add_argument("--fuzz-cases", type=int, help="cases per fuzz target (default 10,000; --small 500)")
     p.add_argument("--kills", type=int, help="SIGKILLs per command: build, size, train (default 20; --small 2)")
-    p.add_argument("--generate-kills", type=int, help="SIGKILLs of generate (default 5: ~100 s a run; --small 1)")
+    p.add_argument("--generate-kills", type=int, help="SIGKILLs of generate (default 20; --small 1)")
     p.add_argument("--build-n", type=int, help="circuits per killed dataset build (default 1,000)")
     p.add_argument("--pool-sims", type=int, help="simulations per worker-kill batch (default 20,000)")
     p.add_argument("--pool-kills", type=int, default=10, help="worker kills per batch")
@@ -77,7 +77,7 @@ def main() -> int:
     small = a.small
     a.fuzz_cases = a.fuzz_cases or (500 if small else 10_000)
     a.kills = a.kills if a.kills is not None else (2 if small else 20)
-    a.generate_kills = a.generate_kills if a.generate_kills is not None else (1 if small else 5)
+    a.generate_kills = a.generate_kills if a.generate_kills is not None else (1 if small else 20)
     a.build_n = a.build_n or (400 if small else 1000)
     a.pool_sims = a.pool_sims or (3000 if small else 20_000)
     a.soak_sims = a.soak_sims or (10_000 if small else 200_000)

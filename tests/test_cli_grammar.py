@@ -110,3 +110,21 @@ def test_an_unexpected_error_exits_with_3():
     r = CliRunner().invoke(group, ["boom"])
     assert r.exit_code == EXIT_INTERNAL
     assert "internal error: KeyError" in r.output
+
+
+def test_design_commands_run_torch_on_one_thread_unless_omp_says_otherwise(monkeypatch):
+    """torch's thread-per-core default made generate's proposals 24x slower beside another process."""
+    import torch
+
+    from cktflow.cli.common import one_torch_thread
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        one_torch_thread()
+        assert torch.get_num_threads() == 2          # the user's setting stands
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        one_torch_thread()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -7,8 +7,8 @@ import sys
 import click
 
 from .common import (EXIT_MET, EXIT_NOT_MET, InputProblem, checkpoint_arg, circuit_arg, echo_json,
-                     force_option, json_option, load_spec_arg, out_option, output_folder, pool_options, quiet_stdout,
-                     sim_pool, spec_at_pdk, spec_option)
+                     force_option, json_option, load_spec_arg, one_torch_thread, out_option, output_folder,
+                     pool_options, quiet_stdout, sim_pool, spec_at_pdk, spec_option)
 
 
 @click.command("size")
@@ -144,6 +144,7 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
     top_k, want = top_k or 4, want or 3
     out_dir = Path(out or Path("generated") / spec.name)
     checkpoint_arg(checkpoint)
+    one_torch_thread()
     nearest = None
     if memory:
         from cktflow.dataset import NearestCircuits
@@ -230,6 +231,7 @@ def flywheel_command(spec_path, rounds, dataset_path, checkpoint, n, top_k, budg
                                "`cktflow flywheel` designs behavioural circuits only so far")
     checkpoint_arg(checkpoint)
     output_folder(out, force)
+    one_torch_thread()
 
     def show(summary):
         if not as_json:

@@ -371,15 +371,17 @@ def size_kills(kills: int, budget: int = 24, seed: int = 0) -> Outcome:
     return out
 
 
-def generate_kills(kills: int, n: int = 8, budget: int = 40, seed: int = 0) -> Outcome:
+def generate_kills(kills: int, n: int = 4, budget: int = 40, want: int = 6, seed: int = 0) -> Outcome:
     """`cktflow generate -o OUT` killed and rerun into the same folder: the report equals an
-    uninterrupted run's, and a killed run never leaves a half-written report."""
+    uninterrupted run's, and a killed run never leaves a half-written report. More circuits are
+    wanted than the proposals meet, so the run proposes twice, sizes (histories in OUT/sizing) and
+    exports: a kill can land in each phase."""
     work = Path(tempfile.mkdtemp(prefix="ckg-"))
     spec = work / "spec.yaml"
-    spec.write_text("name: g\ntargets:\n  gain_db: {min: 40dB}\n  ugf_hz: {min: 10MHz}\n")
+    spec.write_text("name: g\ntargets:\n  gain_db: {min: 95dB}\n  ugf_hz: {min: 1GHz}\n  pm_deg: {min: 60deg}\n")
     outdir = work / "out"
-    args = ["generate", "--spec", str(spec), "-n", str(n), "--budget", str(budget), "--top-k", "2", "--seed", "0",
-            "-o", str(outdir), "--json"]
+    args = ["generate", "--spec", str(spec), "-n", str(n), "--want", str(want), "--budget", str(budget),
+            "--top-k", "2", "--seed", "0", "-o", str(outdir), "--json"]
 
     def result(partial: bool = False):
         problems = []
@@ -402,7 +404,7 @@ def generate_kills(kills: int, n: int = 8, budget: int = 40, seed: int = 0) -> O
                 for c in data.get("outcomes", [])]
         return json.dumps(keep, sort_keys=True), problems
     out = kill_and_resume("generate", args, result, kills, base_env(work / "cache"), work, lambda: _rm(outdir), seed)
-    out.scale = f"{kills} kills, -n {n}, budget {budget}"
+    out.scale = f"{kills} kills, -n {n}, --want {want}, budget {budget} (proposes twice, sizes 2)"
     return out
 
 
