@@ -16,6 +16,7 @@ import numpy as np
 
 from spice_sim.measure import SETTLING_BAND, measure, measure_step, where
 
+from ..fsutil import atomic_path
 from ..units import format_si
 
 __all__ = ["plot_bode", "plot_step"]
@@ -36,8 +37,8 @@ def _figure(rows: int, height: float, dpi: int):
 def _save(fig, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    with atomic_path(path) as tmp:      # a killed run leaves the old PNG or none, never half of one
+        fig.savefig(tmp, format="png")
     log.debug("wrote %s", path)
     return path
 

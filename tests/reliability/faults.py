@@ -398,6 +398,9 @@ def generate_kills(kills: int, n: int = 4, budget: int = 40, want: int = 6, seed
                     json.loads(p.read_text())
                 except json.JSONDecodeError:
                     problems.append(f"{p.name} is half-written")
+        for p in outdir.rglob("*.png") if outdir.exists() else ():
+            if not p.name.startswith(".") and b"IEND" not in p.read_bytes()[-12:]:   # a PNG ends with IEND
+                problems.append(f"{p.name} is half-written")
         if partial or data is None:
             return None, problems + ([] if partial else ["no report.json"])
         keep = [{k: c.get(k) for k in ("hash", "verified", "origin", "performance", "shortfall") if k in c}
