@@ -40,14 +40,20 @@ SWING_STEP_V = 0.002
 #: slew by 6 %: the largest dV/dt needs the edge resolved.
 STEP_DIVS = 1000
 
+
+def _wiring(rfb: float, csv: float, rin: float, ac_in: float, ac_cm: float, ac_dd: float) -> dict:
+    return {"rfb": {"resistance": rfb}, "csv": {"capacitance": csv}, "rin": {"resistance": rin},
+            "vin": {"acmag": ac_in}, "vacm": {"acmag": ac_cm}, "vdd": {"acmag": ac_dd}}
+
+
 #: The testbench's wirings besides the open loop it is written as (templates/<pdk>/opamp_tb.cir
-#: explains them), as `alter`s of its plain elements: element -> {parameter: value}. Each names every
-#: element its analysis depends on, so the wirings can come in any order after the open loop.
+#: explains them), as `alter`s of its plain elements: element -> {parameter: value}. Each sets every
+#: element that differs between wirings, so they can come in any order.
 WIRING = {
-    "cm": {"vin": {"acmag": 1.0}, "vacm": {"acmag": 1.0}, "vdd": {"acmag": 0.0}},
-    "ps": {"vin": {"acmag": 0.0}, "vacm": {"acmag": 0.0}, "vdd": {"acmag": 1.0}},
-    "sw": {"rfb": {"resistance": 1e9}, "rin": {"resistance": 1e9}},
-    "st": {"rfb": {"resistance": 1e-3}, "csv": {"capacitance": 1e-18}, "rin": {"resistance": 1e15}},
+    "cm": _wiring(1e9, 1e3, 1e15, 1.0, 1.0, 0.0),      # both inputs move: common-mode gain
+    "ps": _wiring(1e9, 1e3, 1e15, 0.0, 0.0, 1.0),      # AC on vdd only: supply gain
+    "sw": _wiring(1e9, 1e3, 1e9, 1.0, 0.0, 0.0),       # inverting, gain -1: swing (DC)
+    "st": _wiring(1e-3, 1e-18, 1e15, 1.0, 0.0, 0.0),   # follower: the step (transient)
 }
 
 
