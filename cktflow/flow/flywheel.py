@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from ..fsutil import atomic_write_text
 from ..spec import Spec
 from .loop import LoopResult, generate, run_provenance
 
@@ -108,7 +109,7 @@ def flywheel(specs: Sequence[Spec], rounds: int, out_dir: str | Path, *, dataset
             row = {"spec": spec.name, "success": bool(res.verified), "simulations": res.simulations,
                    "seconds": res.seconds, "appended": added, "run_id": prov["run_id"]}
             sdir.mkdir(parents=True, exist_ok=True)
-            row_file.write_text(json.dumps(row))
+            atomic_write_text(row_file, json.dumps(row))    # a kill leaves it whole or absent: resume reads it
             rows.append(row)
         wins = sum(x["success"] for x in rows)
         sims = sum(x["simulations"] for x in rows)
@@ -125,7 +126,7 @@ def flywheel(specs: Sequence[Spec], rounds: int, out_dir: str | Path, *, dataset
             summary.update(train_circuits=len(train_data), finetune_epochs=state["epoch"],
                            next_checkpoint=str(rdir / "model" / "model.pt"))
         summary["seconds"] = time.perf_counter() - t0
-        done_file.write_text(json.dumps(summary, indent=1))
+        atomic_write_text(done_file, json.dumps(summary, indent=1))
         summaries.append(summary)
         ckpt = Path(summary["next_checkpoint"])
         if on_round:

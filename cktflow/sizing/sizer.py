@@ -38,6 +38,7 @@ import numpy as np
 from spice_sim import SimResult
 
 from ..circuit import Circuit, Pdk
+from ..fsutil import atomic_write_text
 from ..spec import Spec
 from .objective import Evaluation
 from .space import SearchSpace
@@ -169,8 +170,8 @@ class Sizer:
             self._replay(evals)
             log.info("resumed %s: %d simulations replayed", path, len(evals))
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(self._header()) + "\n")
+            # atomically: a kill while the header is written must not leave a history no rerun can read
+            atomic_write_text(path, json.dumps(self._header()) + "\n")
 
     def _replay(self, evals: list[Evaluation]) -> None:
         for ev in evals:

@@ -42,6 +42,7 @@ from typing import Sequence
 
 from spice_sim.measure import Performance
 
+from ..fsutil import atomic_write_text
 from ..spec import Bound, Spec
 from ..technology import load_technology
 from ..transistor import Conditions, TransistorCircuit
@@ -299,8 +300,7 @@ class SimulationLog:
                     raise ValueError(f"{self.path}: the history belongs to another sizing run ({key} differs); "
                                      "remove it or give another history file")
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(header) + "\n")
+            atomic_write_text(self.path, json.dumps(header) + "\n")    # whole or absent after a kill
 
     def get(self, sizes: dict[str, float], label: str) -> ConditionRun | None:
         return self.runs.get((_point_key(sizes), label))
