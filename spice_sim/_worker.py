@@ -3,7 +3,7 @@
 import os
 import sys
 
-from .local import read_message, write_message
+from .local import enter_private_workdir, read_message, write_message
 
 
 def main() -> None:
@@ -11,6 +11,7 @@ def main() -> None:
     proto_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     proto_in = sys.stdin.buffer
+    enter_private_workdir()
     try:
         from .engine import get_engine
         from .session_jobs import execute

@@ -24,6 +24,17 @@ DEFAULT_TIMEOUT_S = 30.0
 _HEADER = struct.Struct("!Q")
 
 
+def enter_private_workdir() -> None:
+    """Make a simulation worker process work in a folder of its own (per user, under the temp
+    folder): ngspice writes files into the working folder by itself (BSIM4's parameter check writes
+    `bsim4v5.out` when a sky130 bin's parameter is out of range), and a worker must not leave them
+    in, or overwrite them in, the folder the user ran cktflow from."""
+    import tempfile
+    folder = os.path.join(tempfile.gettempdir(), f"cktflow-ngspice-{os.getuid()}")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    os.chdir(folder)
+
+
 def write_message(stream, obj) -> None:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_HEADER.pack(len(data)) + data)

@@ -71,6 +71,8 @@ def _worker_class():
 
         def __init__(self):
             from .engine import get_engine
+            from .local import enter_private_workdir
+            enter_private_workdir()
             self._engine = get_engine()
             self._chunk = None      # (chunk id, results so far, index of the running job, its start time)
 

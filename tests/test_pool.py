@@ -165,3 +165,15 @@ def test_empty_batch_and_bad_arguments(pool):
         SimPool(num_workers=0)
     with pytest.raises(ValueError):
         SimPool(timeout_s=0)
+
+
+def test_workers_run_in_a_folder_of_their_own(pool, decks):
+    """ngspice writes files into the working folder by itself (BSIM4's bsim4v5.out): the pool's
+    and the local simulator's worker processes must not work in the user's folder."""
+    from spice_sim.local import LocalSimulator
+    own = f"cktflow-ngspice-{os.getuid()}"
+    assert all(os.readlink(f"/proc/{pid}/cwd").endswith(own) for pid in pool.worker_pids())
+    with LocalSimulator() as sim:
+        assert sim.run(SimJob(decks[0])).failure is None
+        assert os.readlink(f"/proc/{sim._proc.pid}/cwd").endswith(own)
+    assert os.getcwd() != os.path.join(tempfile.gettempdir(), own)     # the caller stays where it was
