@@ -57,12 +57,14 @@ from .common import (EXIT_MET, EXIT_NOT_MET, InputProblem, bad_input, echo_json,
               help="With --usable: random circuits to measure (default 24000).")
 @click.option("--usable-decodes", type=click.IntRange(0), default=None,
               help="With --usable: the model's decodes to refine and measure (default 16384).")
+@click.option("--workers", type=click.IntRange(1),
+              help="With --usable: simulation workers on the local Ray pool (default: one per CPU).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
               help="With --finetune or --usable: the model to continue from; with --predictor-only: the generator.")
 @json_option
 def train_command(recipe_name, db, out, force, resume, seed, device, epochs, threads, with_evaluator, with_predictor,
-                  onpolicy, coverage, ship, finetune, predictor_only, usable, usable_draws, usable_decodes, checkpoint,
-                  as_json):
+                  onpolicy, coverage, ship, finetune, predictor_only, usable, usable_draws, usable_decodes, workers,
+                  checkpoint, as_json):
     """Train the CktGen model (with its performance predictor and evaluator network) on the
     dataset's training split.
 
@@ -75,8 +77,8 @@ def train_command(recipe_name, db, out, force, resume, seed, device, epochs, thr
 
     if not as_json:
         logging.basicConfig(level=logging.WARNING)
-    if (usable_draws is not None or usable_decodes is not None) and not usable:
-        raise InputProblem("--usable-draws and --usable-decodes need --usable")
+    if (usable_draws is not None or usable_decodes is not None or workers is not None) and not usable:
+        raise InputProblem("--usable-draws, --usable-decodes and --workers need --usable")
     if sum((finetune, predictor_only, usable)) > 1:
         raise InputProblem("--finetune, --predictor-only and --usable are separate runs: give one")
     out_dir = output_folder(out or Path("runs") / ("finetune" if finetune else "predictor" if predictor_only
@@ -87,8 +89,8 @@ def train_command(recipe_name, db, out, force, resume, seed, device, epochs, thr
         sizes = {k: v for k, v in (("random_n", usable_draws), ("decodes", usable_decodes)) if v is not None}
         with bad_input(ValueError, FileNotFoundError), quiet_stdout(as_json):
             summary = run_usable_finetune(checkpoint, out_dir, db=db, epochs=epochs or 10, seed=seed or 0,
-                                          device="cpu" if device == "auto" else device, threads=threads, ship=ship,
-                                          progress=not as_json, **sizes)
+                                          device="cpu" if device == "auto" else device, threads=threads,
+                                          workers=workers, ship=ship, progress=not as_json, **sizes)
         emit(as_json, summary, f"fine-tuned {summary['source']} on {summary['usable_circuits']} usable circuits "
                                f"({summary['mixed_circuits']} with the training split) in {summary['seconds']:.0f} s; "
                                f"weights in {summary['model']}" + shipped)
