@@ -10,6 +10,12 @@ by the first 40, and the share of candidates that are usable in feedback (the sp
 targets alone) or meet the whole spec. No sizing: minutes, not the benchmark's hour.
 
     python bench/usable_proposals.py --specs 60 CHECKPOINT [CHECKPOINT ...]   (default: the shipped model)
+
+--reachable RUN/measured.jsonl instead counts, for the benchmark's own 100 specs
+(bench/autodesign.py's draw), how many are met as measured, implicit targets included, by some
+training-side circuit: the training split and the circuits `cktflow train --usable` measured. A
+spec that none of them meets needs sizing to get there, if anything usable gets there at all.
+Nothing is trained on this; it only says where the benchmark's hard specs lie.
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ def score(checkpoint: str | None, specs: list[Spec], n: int = 20) -> dict:
         first = propose_with_model(model, spec, n, seed=k, refine=refine)
         wider = propose_wider(model, spec, n, seed=k, refine=refine)
         perfs = [r.performance if r.ok else None for r in simulate(first + wider, progress=False)]
-        implicit_only = Spec(tuple(b for b in spec.bounds if b.implicit), name=spec.name, implicit=False)
+        implicit_only = Spec(spec.implicit_bounds, name=spec.name, implicit=False)
         ok = [p is not None and spec.passes(p) for p in perfs]
         met20 += any(ok[:len(first)])
         met40 += any(ok)
@@ -70,13 +76,37 @@ def score(checkpoint: str | None, specs: list[Spec], n: int = 20) -> dict:
             "first_meet_share": meets / max(1, total), "seconds": round(time.perf_counter() - t0, 1)}
 
 
+def reachable(measured: Path, n_specs: int = 100, seed: int = 1) -> dict:
+    """How many of bench/autodesign.py's specs some training-side circuit meets as measured."""
+    from autodesign import target_specs
+
+    from cktflow.model.data import _read_jsonl, load_examples
+    from cktflow.model.usable import held_out_topologies, is_usable
+
+    examples = load_examples()
+    exclude = held_out_topologies(examples)
+    perfs = [e.performance for e in examples if e.split == "train"]
+    perfs += [e.performance for e in _read_jsonl(measured) if e.circuit.topology_hash() not in exclude]
+    pairs = target_specs(examples, n_specs, seed)
+    met = [sum(s.passes(p) for p in perfs) for s, _ in pairs]
+    high_pm = [k for k, (_, p) in enumerate(pairs) if p.pm_deg > 95]
+    return {"circuits": len(perfs), "usable": sum(is_usable(p) for p in perfs), "specs": len(pairs),
+            "met_as_measured": sum(m > 0 for m in met), "specs_pm_above_95": len(high_pm),
+            "of_those_met_as_measured": sum(met[k] > 0 for k in high_pm)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoints", nargs="*", help="model.pt files (their predictor.pt beside them)")
     ap.add_argument("--specs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--reachable", type=Path, metavar="MEASURED_JSONL",
+                    help="count the benchmark's specs that training-side circuits meet as measured (docstring)")
     args = ap.parse_args()
+    if args.reachable:
+        print(json.dumps(reachable(args.reachable), indent=1))
+        return
     import torch
     torch.set_num_threads(1)
     specs = dev_specs(args.specs, args.seed)

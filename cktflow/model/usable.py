@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 #: Generator seeds of the random draws: the dataset is seed 1, bench/autodesign.py --fresh uses
 #: 1000 + its seed; these are neither.
 USABLE_SEEDS = range(2001, 2101)
+#: Cells of the spec vector (model units: 20 dB, half a decade, 30 deg) over which thin_weights
+#: counts the usable circuits gathered so far.
+THIN_CELL = (0.2, 0.5, 30.0 / PM_SCALE_DEG)
 #: What the run records beside its weights.
 USABLE_INFO = "usable.json"
 #: How far pm_min may sit below the design PM for a usable label: the PM half-width of the windows
@@ -89,11 +92,14 @@ def random_examples(n: int, exclude: set[str], *, seeds: Sequence[int] = USABLE_
 
 def decoded_examples(model, refine: Refinement, train_examples: Sequence[Example], n: int, exclude: set[str], *,
                      seed: int = 0, batch: int = 512, temperatures: Sequence[float] = (1.0, 2.0), pool=None,
-                     progress: bool = False) -> list[Example]:
+                     thin: Sequence[Example] | None = None, progress: bool = False) -> list[Example]:
     """The generator's decodes for n training spec vectors (and their refinements toward a window
-    and the implicit targets around each), minus test topologies, measured by ngspice."""
+    and the implicit targets around each), minus test topologies, measured by ngspice. The vectors
+    are drawn uniformly from the labelled training rows or, given the usable circuits gathered so
+    far (`thin`), by thin_weights: where those are scarce."""
     train = build_tensor_data(train_examples)
     rng = np.random.default_rng(seed)
+    p = None if thin is None else thin_weights(train.spec, thin)
     gen = torch.Generator().manual_seed(seed)
     circuits: dict[str, Circuit] = {}
     starts = range(0, n, batch)
@@ -101,7 +107,9 @@ def decoded_examples(model, refine: Refinement, train_examples: Sequence[Example
         from tqdm import tqdm
         starts = tqdm(starts, desc="usable decodes", unit="batch")
     for k, start in enumerate(starts):
-        rows = torch.as_tensor(rng.integers(0, len(train), size=min(batch, n - start)))
+        size = min(batch, n - start)
+        rows = torch.as_tensor(rng.integers(0, len(train), size=size) if p is None else
+                               rng.choice(len(train), size=size, p=p))
         for c in _refined_decodes(model, refine, train.spec[rows], temperatures[k % len(temperatures)], gen):
             if c.topology_hash() not in exclude:
                 circuits.setdefault(c.canonical_hash(), c)
@@ -129,6 +137,21 @@ def gather(model, refine: Refinement, examples: Sequence[Example], *, random_n: 
     return drawn + decoded, info
 
 
+def thin_weights(spec: torch.Tensor, usable: Sequence[Example]) -> np.ndarray:
+    """Probabilities over training spec vectors `spec` (N, 3): 1 / (1 + the usable circuits in the
+    vector's cell of THIN_CELL), normalised, so that a second pass of decodes goes where usable
+    circuits are still scarce (high design PM, for one: few circuits keep pm_min near a PM above
+    90 deg)."""
+    width = torch.tensor(THIN_CELL)
+    counts: dict[tuple[int, ...], int] = {}
+    for e in usable:
+        key = tuple(torch.floor(torch.tensor(spec_vector(e.performance)) / width).long().tolist())
+        counts[key] = counts.get(key, 0) + 1
+    cells = torch.floor(spec / width).long().tolist()
+    w = np.array([1.0 / (1 + counts.get(tuple(c), 0)) for c in cells])
+    return w / w.sum()
+
+
 def mix(train: Sequence[Example], usable: Sequence[Example], share: float, seed: int = 0) -> list[Example]:
     """The generator's fine-tune set: every usable circuit, plus training circuits drawn without
     replacement (the unusable ones) until the usable share of the set is `share` (or the training
@@ -143,15 +166,18 @@ def mix(train: Sequence[Example], usable: Sequence[Example], share: float, seed:
 
 
 def run_usable_finetune(checkpoint: str | Path | None = None, out_dir: str | Path = "runs/usable", *, db=None,
-                        random_n: int = 24000, decodes: int = 16384, share: float = 0.5, epochs: int = 10,
+                        random_n: int = 24000, decodes: int = 16384, thin_decodes: int = 0, share: float = 0.5,
+                        epochs: int = 10,
                         lr_scale: float = 0.3, predictor_epochs: int = 8, seed: int = 0, device: str = "cpu",
                         threads: int | None = 1, workers: int | None = None, ship: bool = False,
                         progress: bool = True) -> dict:
     """What `cktflow train --usable` does: gather usable circuits (module docstring), fine-tune the
     generator in `checkpoint` (default: the shipped one) on them mixed with the training split
     (usable share `share`), and its predictor on the training split plus every circuit measured
-    here; writes OUT/model.pt, OUT/predictor.pt and OUT/usable.json. Resumable by step: the measured
-    circuits are cached in OUT/measured.jsonl, a finished fine-tune is not repeated."""
+    here; writes OUT/model.pt, OUT/predictor.pt and OUT/usable.json. `thin_decodes` more decodes
+    then go where the usable circuits gathered so far are scarce (thin_weights). Resumable by step:
+    the measured circuits are cached in OUT/measured.jsonl (and measured-thin.jsonl), a finished
+    fine-tune is not repeated."""
     from ..simulate import open_pool
     from .checkpoint import default_checkpoint
     from .data import _read_jsonl, _write_jsonl, load_examples
@@ -179,6 +205,22 @@ def run_usable_finetune(checkpoint: str | Path | None = None, out_dir: str | Pat
                                               seed=seed, pool=pool, progress=progress)
         _write_jsonl(measured_path, measured)
         info_path.write_text(json.dumps(info, indent=1))
+    thin_path = out / "measured-thin.jsonl"
+    if thin_decodes and not thin_path.exists():
+        generator = model_from_checkpoint(load_checkpoint(source, device), device)
+        refine = Refinement(load_predictor(predictor_path(source), device))
+        usable_so_far = [e for e in list(train) + measured if is_usable(e.performance)]
+        t1 = time.perf_counter()
+        with open_pool(num_workers=workers, progress=progress) as pool:
+            thin = decoded_examples(generator, refine, train, thin_decodes, exclude, seed=seed + 1, pool=pool,
+                                    thin=usable_so_far, progress=progress)
+        info["thin"] = {"decodes": thin_decodes, "measured": len(thin),
+                        "usable": sum(is_usable(e.performance) for e in thin),
+                        "seconds": round(time.perf_counter() - t1, 1)}
+        _write_jsonl(thin_path, thin)
+        info_path.write_text(json.dumps(info, indent=1))
+    if thin_path.exists():
+        measured = measured + _read_jsonl(thin_path)
     # never a test topology, whatever a cached file holds
     measured = [e for e in measured if e.circuit.topology_hash() not in exclude]
     usable = {e.circuit.canonical_hash(): e for e in list(train) + measured if is_usable(e.performance)}
