@@ -52,19 +52,22 @@ from .common import (EXIT_MET, EXIT_NOT_MET, InputProblem, bad_input, echo_json,
                    "measure random circuits of the generator's family and the model's own decodes for training "
                    "conditions (test-split topologies excluded), keep the usable ones, fine-tune the generator on "
                    "them mixed with the training split and the predictor on everything measured (10 epochs "
-                   "unless --epochs); see docs/model.md.")
+                   "unless --epochs; 27 minutes on a busy 2-core machine); see docs/model.md.")
 @click.option("--usable-draws", type=click.IntRange(0), default=None,
-              help="With --usable: random circuits to measure (default 24000).")
+              help="With --usable: random circuits to measure (default 20000).")
 @click.option("--usable-decodes", type=click.IntRange(0), default=None,
-              help="With --usable: the model's decodes to refine and measure (default 16384).")
+              help="With --usable: the model's decodes to refine and measure (default 12288).")
+@click.option("--usable-thin", type=click.IntRange(0), default=None,
+              help="With --usable: then this many more decodes for training conditions where the usable circuits "
+                   "gathered so far are scarce (default 6144; 0 skips them).")
 @click.option("--workers", type=click.IntRange(1),
               help="With --usable: simulation workers on the local Ray pool (default: one per CPU).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
               help="With --finetune or --usable: the model to continue from; with --predictor-only: the generator.")
 @json_option
 def train_command(recipe_name, db, out, force, resume, seed, device, epochs, threads, with_evaluator, with_predictor,
-                  onpolicy, coverage, ship, finetune, predictor_only, usable, usable_draws, usable_decodes, workers,
-                  checkpoint, as_json):
+                  onpolicy, coverage, ship, finetune, predictor_only, usable, usable_draws, usable_decodes, usable_thin,
+                  workers, checkpoint, as_json):
     """Train the CktGen model (with its performance predictor and evaluator network) on the
     dataset's training split.
 
@@ -77,8 +80,8 @@ def train_command(recipe_name, db, out, force, resume, seed, device, epochs, thr
 
     if not as_json:
         logging.basicConfig(level=logging.WARNING)
-    if (usable_draws is not None or usable_decodes is not None or workers is not None) and not usable:
-        raise InputProblem("--usable-draws, --usable-decodes and --workers need --usable")
+    if any(v is not None for v in (usable_draws, usable_decodes, usable_thin, workers)) and not usable:
+        raise InputProblem("--usable-draws, --usable-decodes, --usable-thin and --workers need --usable")
     if sum((finetune, predictor_only, usable)) > 1:
         raise InputProblem("--finetune, --predictor-only and --usable are separate runs: give one")
     out_dir = output_folder(out or Path("runs") / ("finetune" if finetune else "predictor" if predictor_only
@@ -86,7 +89,8 @@ def train_command(recipe_name, db, out, force, resume, seed, device, epochs, thr
     shipped = " (installed as the default model)" if ship else ""
     if usable:
         from cktflow.model.usable import run_usable_finetune
-        sizes = {k: v for k, v in (("random_n", usable_draws), ("decodes", usable_decodes)) if v is not None}
+        sizes = {k: v for k, v in (("random_n", usable_draws), ("decodes", usable_decodes),
+                                   ("thin_decodes", usable_thin)) if v is not None}
         with bad_input(ValueError, FileNotFoundError), quiet_stdout(as_json):
             summary = run_usable_finetune(checkpoint, out_dir, db=db, epochs=epochs or 10, seed=seed or 0,
                                           device="cpu" if device == "auto" else device, threads=threads,

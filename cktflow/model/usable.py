@@ -166,7 +166,7 @@ def mix(train: Sequence[Example], usable: Sequence[Example], share: float, seed:
 
 
 def run_usable_finetune(checkpoint: str | Path | None = None, out_dir: str | Path = "runs/usable", *, db=None,
-                        random_n: int = 24000, decodes: int = 16384, thin_decodes: int = 0, share: float = 0.5,
+                        random_n: int = 20000, decodes: int = 12288, thin_decodes: int = 6144, share: float = 0.5,
                         epochs: int = 10,
                         lr_scale: float = 0.3, predictor_epochs: int = 8, seed: int = 0, device: str = "cpu",
                         threads: int | None = 1, workers: int | None = None, ship: bool = False,
