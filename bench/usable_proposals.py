@@ -7,12 +7,13 @@ excluded), each model proposes its 20 first candidates and, as the closed loop d
 meets the spec, its 20 wider ones; ngspice measures them all. Printed per model: the share of specs
 met by a first candidate (what "within 20 simulations" of the benchmark counts, before sizing),
 by the first 40, and the share of candidates that are usable in feedback (the spec's implicit
-targets alone) or meet the whole spec. No sizing: minutes, not the benchmark's hour.
+targets alone) or meet the whole spec. No sizing, but not fast either: each spec costs two
+proposals (more than 15 s per spec and model on the busy 2-core machine).
 
     python bench/usable_proposals.py --specs 60 CHECKPOINT [CHECKPOINT ...]   (default: the shipped model)
 
---reachable RUN/measured.jsonl instead counts, for the benchmark's own 100 specs
-(bench/autodesign.py's draw), how many are met as measured, implicit targets included, by some
+--reachable RUN (a `cktflow train --usable` output folder) instead counts, for the benchmark's own
+100 specs (bench/autodesign.py's draw), how many are met as measured, implicit targets included, by some
 training-side circuit: the training split and the circuits `cktflow train --usable` measured. A
 spec that none of them meets needs sizing to get there, if anything usable gets there at all.
 Nothing is trained on this; it only says where the benchmark's hard specs lie.
@@ -76,8 +77,9 @@ def score(checkpoint: str | None, specs: list[Spec], n: int = 20) -> dict:
             "first_meet_share": meets / max(1, total), "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def reachable(measured: Path, n_specs: int = 100, seed: int = 1) -> dict:
-    """How many of bench/autodesign.py's specs some training-side circuit meets as measured."""
+def reachable(run: Path, n_specs: int = 100, seed: int = 1) -> dict:
+    """How many of bench/autodesign.py's specs some training-side circuit (the training split, the
+    circuits measured in the `cktflow train --usable` folder `run`) meets as measured."""
     from autodesign import target_specs
 
     from cktflow.model.data import _read_jsonl, load_examples
@@ -86,7 +88,8 @@ def reachable(measured: Path, n_specs: int = 100, seed: int = 1) -> dict:
     examples = load_examples()
     exclude = held_out_topologies(examples)
     perfs = [e.performance for e in examples if e.split == "train"]
-    perfs += [e.performance for e in _read_jsonl(measured) if e.circuit.topology_hash() not in exclude]
+    for measured in sorted(run.glob("measured*.jsonl")):
+        perfs += [e.performance for e in _read_jsonl(measured) if e.circuit.topology_hash() not in exclude]
     pairs = target_specs(examples, n_specs, seed)
     met = [sum(s.passes(p) for p in perfs) for s, _ in pairs]
     high_pm = [k for k, (_, p) in enumerate(pairs) if p.pm_deg > 95]
@@ -101,7 +104,7 @@ def main() -> None:
     ap.add_argument("--specs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--reachable", type=Path, metavar="MEASURED_JSONL",
+    ap.add_argument("--reachable", type=Path, metavar="RUN",
                     help="count the benchmark's specs that training-side circuits meet as measured (docstring)")
     args = ap.parse_args()
     if args.reachable:

@@ -236,8 +236,13 @@ def run_usable_finetune(checkpoint: str | Path | None = None, out_dir: str | Pat
         (out / "generator.done").write_text("")
     if not (out / PREDICTOR_NAME).exists():
         # the predictor learns every measured circuit, usable or not: where it steers is where they lie
+        # the file keeps the record of its earlier rounds (on-policy, coverage) and adds this one
+        previous = load_checkpoint(predictor_path(source)).get("onpolicy") or {}
+        record = {"usable_circuits": len(usable), "measured": len(measured), "epochs": predictor_epochs,
+                  "lr_scale": lr_scale, "seed": seed}
         finetune_predictor(predictor_path(source), build_tensor_data(list(train) + measured), out / PREDICTOR_NAME,
-                           epochs=predictor_epochs, lr_scale=lr_scale, seed=seed, device=device, progress=progress)
+                           epochs=predictor_epochs, lr_scale=lr_scale, seed=seed, device=device, progress=progress,
+                           onpolicy={**previous, "usable": record})
     info["seconds"] = round(info.get("seconds", 0) + time.perf_counter() - t0, 1)
     info_path.write_text(json.dumps(info, indent=1))
     if ship:
