@@ -39,8 +39,8 @@ from .onpolicy import WINDOW, _refined_decodes
 from .predictor import PREDICTOR_NAME, finetune_predictor, load_predictor, predictor_path
 from .sample import Refinement
 
-__all__ = ["is_usable", "held_out_topologies", "random_examples", "decoded_examples", "gather", "mix",
-           "run_usable_finetune", "USABLE_SEEDS", "USABLE_INFO"]
+__all__ = ["is_usable", "held_out_topologies", "random_examples", "decoded_examples", "gather", "thin_weights",
+           "mix", "run_usable_finetune", "USABLE_SEEDS", "USABLE_INFO", "THIN_CELL"]
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,8 @@ def thin_weights(spec: torch.Tensor, usable: Sequence[Example]) -> np.ndarray:
 def mix(train: Sequence[Example], usable: Sequence[Example], share: float, seed: int = 0) -> list[Example]:
     """The generator's fine-tune set: every usable circuit, plus training circuits drawn without
     replacement (the unusable ones) until the usable share of the set is `share` (or the training
-    split runs out). The usable circuits stay a minority of nothing: the generator must keep
-    knowing the whole family, but propose from the usable part of it."""
+    split runs out): the generator keeps knowing the whole family, but learns to propose from its
+    usable part."""
     if not 0 < share <= 1:
         raise ValueError(f"share must be within (0, 1], got {share}")
     rest = [e for e in train if not is_usable(e.performance)]
