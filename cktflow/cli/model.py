@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from .common import (EXIT_MET, EXIT_NOT_MET, bad_input, echo_json, emit, force_option, json_option, out_option,
-                     output_folder, quiet_stdout)
+from .common import (EXIT_MET, EXIT_NOT_MET, InputProblem, bad_input, echo_json, emit, force_option, json_option,
+                     out_option, output_folder, quiet_stdout)
 
 
 @click.command("train")
@@ -47,11 +47,27 @@ from .common import (EXIT_MET, EXIT_NOT_MET, bad_input, echo_json, emit, force_o
               help="Only the recipe's predictor steps (training, then its on-policy rounds) on the trained "
                    "generator --checkpoint (default: the shipped model): when only what the predictor learns "
                    "changed. With --ship, installs OUT/predictor.pt beside the shipped model.")
+@click.option("--usable", is_flag=True,
+              help="Fine-tune --checkpoint (default: the shipped model) to propose circuits usable in feedback: "
+                   "measure random circuits of the generator's family and the model's own decodes for training "
+                   "conditions (test-split topologies excluded), keep the usable ones, fine-tune the generator on "
+                   "them mixed with the training split and the predictor on everything measured (10 epochs "
+                   "unless --epochs; 27 minutes on a busy 2-core machine); see docs/model.md.")
+@click.option("--usable-draws", type=click.IntRange(0), default=None,
+              help="With --usable: random circuits to measure (default 20000).")
+@click.option("--usable-decodes", type=click.IntRange(0), default=None,
+              help="With --usable: the model's decodes to refine and measure (default 12288).")
+@click.option("--usable-thin", type=click.IntRange(0), default=None,
+              help="With --usable: then this many more decodes for training conditions where the usable circuits "
+                   "gathered so far are scarce (default 6144; 0 skips them).")
+@click.option("--workers", type=click.IntRange(1),
+              help="With --usable: simulation workers on the local Ray pool (default: one per CPU).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
-              help="With --finetune: the model to continue from; with --predictor-only: the generator.")
+              help="With --finetune or --usable: the model to continue from; with --predictor-only: the generator.")
 @json_option
 def train_command(recipe_name, db, out, force, resume, seed, device, epochs, threads, with_evaluator, with_predictor,
-                  onpolicy, coverage, ship, finetune, predictor_only, checkpoint, as_json):
+                  onpolicy, coverage, ship, finetune, predictor_only, usable, usable_draws, usable_decodes, usable_thin,
+                  workers, checkpoint, as_json):
     """Train the CktGen model (with its performance predictor and evaluator network) on the
     dataset's training split.
 
@@ -64,9 +80,25 @@ def train_command(recipe_name, db, out, force, resume, seed, device, epochs, thr
 
     if not as_json:
         logging.basicConfig(level=logging.WARNING)
+    if any(v is not None for v in (usable_draws, usable_decodes, usable_thin, workers)) and not usable:
+        raise InputProblem("--usable-draws, --usable-decodes, --usable-thin and --workers need --usable")
+    if sum((finetune, predictor_only, usable)) > 1:
+        raise InputProblem("--finetune, --predictor-only and --usable are separate runs: give one")
     out_dir = output_folder(out or Path("runs") / ("finetune" if finetune else "predictor" if predictor_only
-                                                   else recipe_name), force)
+                                                   else "usable" if usable else recipe_name), force)
     shipped = " (installed as the default model)" if ship else ""
+    if usable:
+        from cktflow.model.usable import run_usable_finetune
+        sizes = {k: v for k, v in (("random_n", usable_draws), ("decodes", usable_decodes),
+                                   ("thin_decodes", usable_thin)) if v is not None}
+        with bad_input(ValueError, FileNotFoundError), quiet_stdout(as_json):
+            summary = run_usable_finetune(checkpoint, out_dir, db=db, epochs=epochs or 10, seed=seed or 0,
+                                          device="cpu" if device == "auto" else device, threads=threads,
+                                          workers=workers, ship=ship, progress=not as_json, **sizes)
+        emit(as_json, summary, f"fine-tuned {summary['source']} on {summary['usable_circuits']} usable circuits "
+                               f"({summary['mixed_circuits']} with the training split) in {summary['seconds']:.0f} s; "
+                               f"weights in {summary['model']}" + shipped)
+        return
     if predictor_only:
         from cktflow.model.pipeline import retrain_predictor
         with bad_input(ValueError, FileNotFoundError), quiet_stdout(as_json):

@@ -35,8 +35,11 @@ FINETUNE_INFO = "finetune.json"
 
 def finetune(checkpoint: str | Path, data: TensorData, out_dir: str | Path, *, epochs: int = 3,
              lr_scale: float = 0.2, seed: int = 0, device: str = "auto", progress: bool = True,
-             test: TensorData | None = None, stop_after: int | None = None) -> dict:
+             test: TensorData | None = None, stop_after: int | None = None, predictor: bool = True) -> dict:
     """Fine-tune the model in `checkpoint` on `data`; resumes when out_dir already holds the run.
+
+    With `predictor` (the default) the predictor beside `checkpoint` is fine-tuned on `data` too;
+    a caller that fine-tunes it on other circuits (cktflow.model.usable) turns that off.
 
     Returns the final training state (as `train` does); out_dir/model.pt is the fine-tuned model.
     """
@@ -74,7 +77,8 @@ def finetune(checkpoint: str | Path, data: TensorData, out_dir: str | Path, *, e
     # the predictor that refines decoded values learns the new circuits too (same epochs, same share
     # of its own learning rate); a model without one stays without
     source_predictor = predictor_path(checkpoint)
-    if state["epoch"] >= tcfg.epochs and source_predictor.is_file() and not (out / PREDICTOR_NAME).exists():
+    if predictor and state["epoch"] >= tcfg.epochs and source_predictor.is_file() \
+            and not (out / PREDICTOR_NAME).exists():
         finetune_predictor(source_predictor, data, out / PREDICTOR_NAME, epochs=tcfg.epochs, lr_scale=lr_scale,
                            seed=seed, device=device, progress=progress)
     return state
