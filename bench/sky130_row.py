@@ -21,7 +21,6 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from string import Template
 
 import numpy as np
 
@@ -32,7 +31,8 @@ from spice_sim.pool import SimPool
 from cktflow.resources import templates_dir
 from cktflow.technology import load_technology
 from cktflow.transistor import Conditions, model_library
-from cktflow.transistor.bench import AC_POINTS_PER_DECADE, AC_START_HZ, AC_STOP_HZ, STEP_DIVS, SWING_STEP_V
+from cktflow.transistor.bench import (AC_POINTS_PER_DECADE, AC_START_HZ, AC_STOP_HZ, STEP_DIVS, SWING_STEP_V,
+                                      opamp_testbench)
 from cktflow.transistor.jobs import OpampJob
 
 DUT = (templates_dir() / "sky130" / "miller2.cir").read_text()
@@ -58,8 +58,7 @@ def batch_deck(job: OpampJob) -> str:
     lib = model_library(tech, cond.corner)
     sizes = {**_params(DUT), **dict(job.sizes)}
     amp = "\n".join(ln for ln in DUT.splitlines() if not ln.lower().startswith(".param"))
-    tb = Template((templates_dir() / tech.templates / "opamp_tb.cir").read_text()).substitute(dut=job.dut_name)
-    tb = "\n".join(ln for ln in tb.splitlines() if not ln.lower().startswith(".param"))
+    tb, _ = opamp_testbench(tech, job.dut_name)
     conds = {"vdd": cond.vdd, "vcm": cond.vcm, "cl": cond.cl, "vstep": cond.vstep, "tdel": 1e-6, "tedge": 1e-9,
              "tpw": 2e-5}
     params = " ".join(f"{k}={v!r}" for k, v in {**sizes, **conds}.items())

@@ -27,7 +27,8 @@ from ..resources import templates_dir
 from ..technology import Technology, load_technology
 from .netlist import check_transistor_netlist, logical_lines, passive_area_um2, spice_number
 
-__all__ = ["Conditions", "OpampMetrics", "OpampBench", "model_library", "deck_params", "AC_START_HZ", "AC_STOP_HZ"]
+__all__ = ["Conditions", "OpampMetrics", "OpampBench", "model_library", "deck_params", "opamp_testbench",
+           "AC_START_HZ", "AC_STOP_HZ"]
 
 AC_START_HZ = 1.0
 AC_STOP_HZ = 10e9
@@ -130,9 +131,7 @@ class OpampBench:
             raise ValueError(f"{source}: defines no subcircuit '{dut_name}'")
         # the DUT's own .param lines carry its defaults; `params` override them (as alterable globals)
         body = "\n".join(ln for ln in checked.lines if not ln.lower().startswith(".param"))
-        tb = Template((templates_dir() / self.tech.templates / "opamp_tb.cir").read_text()).substitute(dut=dut_name)
-        tb_params = deck_params(tb)
-        tb = "\n".join(ln for ln in tb.splitlines() if not ln.lower().startswith(".param"))
+        tb, tb_params = opamp_testbench(self.tech, dut_name)
         params = {**deck_params(dut), **{k.lower(): float(v) for k, v in params.items()}}
         self.size_names = tuple(params)
         self.default_sizes = dict(params)      # the DUT's .param defaults, overridden by `params`
@@ -294,6 +293,14 @@ class OpampBench:
         overshoot = None if os_r is None or os_f is None else max(os_r, os_f)
         stable = None if len(grows) < 2 else not any(grows)
         return sr_r, sr_f, settling, overshoot, stable, {"time": t, "vin": tr["inp"], "vout": vout}
+
+
+def opamp_testbench(tech: Technology, dut_name: str) -> tuple[str, dict[str, float]]:
+    """The PDK's op-amp testbench (templates/<pdk>/opamp_tb.cir) for subcircuit `dut_name`, without
+    its .param lines, and those parameters' default values (the caller writes its own .param line)."""
+    text = Template((templates_dir() / tech.templates / "opamp_tb.cir").read_text()).substitute(dut=dut_name)
+    body = "\n".join(ln for ln in text.splitlines() if ln.split() and not ln.lower().startswith(".param"))
+    return body, deck_params(text)
 
 
 def deck_params(text: str) -> dict[str, float]:

@@ -219,10 +219,10 @@ class TransistorCircuit:
         the UGF and the phase margin. Run it with `ngspice -b` in a folder
         holding `spiceinit_text()` as .spiceinit (the library needs those settings at parse time).
         `conditions`: a cktflow.transistor.Conditions (default: the circuit's own conditions)."""
-        from .bench import Conditions        # bench imports nothing from here: no import circle
+        from .bench import Conditions, opamp_testbench   # bench imports nothing from here: no import circle
         tech = self.technology
         cond = (conditions or Conditions(**self.conditions)).resolved(tech)
-        tb, defaults = _testbench(tech, self.name)
+        tb, defaults = opamp_testbench(tech, self.name)
         params = {**defaults, "vdd": cond.vdd, "vcm": cond.vcm, "cl": cond.cl, "vstep": cond.vstep}
         return "\n".join([
             f"* {self.name}: open-loop AC testbench (cktflow, {tech.name} {cond.corner}, {cond.temp_c:g} C, "
@@ -277,17 +277,6 @@ def _substitute(line: str, sizes: Mapping[str, float]) -> str:
         return "{" + _WORD.sub(lambda w: spice_value(sizes[w.group(0).lower()])
                                if w.group(0).lower() in sizes else w.group(0), inner) + "}"
     return _REF.sub(one, line)
-
-
-def _testbench(tech: Technology, name: str) -> tuple[str, dict[str, float]]:
-    """The PDK's op-amp testbench for subcircuit `name` without its .param lines, and those
-    parameters' default values."""
-    from string import Template
-
-    from .bench import deck_params        # bench imports nothing from here: no import circle
-    text = Template((templates_dir() / tech.templates / "opamp_tb.cir").read_text()).substitute(dut=name)
-    body = "\n".join(ln for ln in text.splitlines() if ln.split() and not ln.lower().startswith(".param"))
-    return body, deck_params(text)
 
 
 def _normal_body(body: str, name: str) -> tuple[str, ...]:
