@@ -5,8 +5,9 @@ Targets are drawn uniformly from AutoCkt's ranges (its ngspice two-stage task): 
 UGBW 1-25 MHz, PM >= 60 deg, supply current <= 0.1-10 mA (the `supply_a` max), 10 pF load, sky130
 tt at 27 C, vdd 1.8 V (vcm: the template's own 1.1 V). Methods:
 
-  (a) generate   cktflow's transistor-level generate: the four templates screened at typical, the
-                 most promising sized (realised model topologies join when cktflow.transistor.realize lands)
+  (a) generate   cktflow's transistor-level generate as the CLI runs it: the four templates and the
+                 model's 4 best proposals realised on sky130 (cktflow.transistor.realize) screened at
+                 typical, the most promising sized
   (b) sizer      cktflow's transistor sizer on the fixed two-stage Miller template from its own sizes
   (c) random     random search over the same template's parameters (log-uniform within the same
                  bounds, snapped to the grid), stopping at the first point that meets the target
@@ -32,6 +33,7 @@ import math
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cktflow.flow.transistor import TransistorDesign, conditions_of, verify_transistor  # noqa: E402
-from cktflow.flow.transistor_design import generate_transistor  # noqa: E402
+from cktflow.flow.transistor_design import generate_transistor, model_candidates, template_candidates  # noqa: E402
 from cktflow.sizing.transistor import (ConditionRun, TransistorSpace, measure_plan, run_jobs,  # noqa: E402
                                        size_transistor, sizing_spec)
 from cktflow.spec import parse_spec  # noqa: E402
@@ -104,7 +106,8 @@ def run_random(spec, sim, seed):
 
 
 def run_generate(spec, sim, seed):
-    r = generate_transistor(spec, sim, budget=BUDGET, seed=seed)
+    sources = (template_candidates, partial(model_candidates, seed=seed))
+    r = generate_transistor(spec, sim, sources=sources, budget=BUDGET, seed=seed)
     ok = bool(r.verified)
     # simulations until the winner met the spec: the screen of every candidate, then its sizing
     sims = None
@@ -145,11 +148,14 @@ def main(argv=None) -> int:
                 res = METHODS[method](spec, sim, args.seed + k)
                 ok, sims, spent, circuit = res[:4]
                 ver, worst = verified(circuit, spec, sim) if circuit is not None and method != "generate" else (ok, {})
-                if method == "generate" and ok:
-                    worst = dict(res[4].verified[0].report.worst.items())
+                origin = "template miller2"
+                if method == "generate":
+                    origin = res[4].verified[0].candidate.origin if ok else None
+                    if ok:
+                        worst = dict(res[4].verified[0].report.worst.items())
                 row = {"method": method, "k": k, "target": t, "met": bool(ok), "verified": bool(ver),
                        "sims_to_success": sims if ver else None, "simulations": spent,
-                       "seconds": time.perf_counter() - t0, "worst": worst}
+                       "seconds": time.perf_counter() - t0, "worst": worst, "winner": origin if ver else None}
                 done["rows"].append(row)
                 out.write_text(json.dumps(done, indent=1))
                 print(f"{method:<9} #{k:<3} {'OK ' if ver else 'no '} sims {sims} / {spent}  "
@@ -157,6 +163,11 @@ def main(argv=None) -> int:
                       f"I<={t['supply_a_max'] * 1e3:.2f}mA", flush=True)
     print()
     print(summary(done["rows"], targets))
+    wins = [r.get("winner") for r in done["rows"] if r["method"] == "generate" and r["verified"]]
+    if wins:
+        model = sum(1 for w in wins if w and w.startswith("model"))
+        print(f"\ngenerate's verified winners: {model} of {len(wins)} a realised model proposal, "
+              f"{len(wins) - model} a template")
     return 0
 
 

@@ -14,10 +14,11 @@ from pdk_required import require_pdk
 
 require_pdk()
 
-from cktflow.flow.transistor_design import Candidate, generate_transistor  # noqa: E402
+from cktflow.flow.transistor_design import Candidate, Skipped, generate_transistor, model_candidates  # noqa: E402
 from cktflow.flow.transistor_output import write_transistor_report  # noqa: E402
 from cktflow.resources import templates_dir  # noqa: E402
 from cktflow.spec import parse_spec  # noqa: E402
+from cktflow.technology import load_technology  # noqa: E402
 from cktflow.transistor import from_template  # noqa: E402
 from cktflow.transistor.jobs import KeyedLocalSimulator  # noqa: E402
 from cli import main  # noqa: E402
@@ -77,7 +78,7 @@ def test_size_and_generate_refuse_bad_input_with_exit_2(tmp_path):
     r = run("size", "--spec", s, "-o", str(OTA), str(OTA))
     assert r.exit_code == 2 and "input circuit" in r.output
     r = run("generate", "--spec", s, "--memory", "-o", str(tmp_path / "g"))
-    assert r.exit_code == 2 and "behavioural circuits" in r.output
+    assert r.exit_code == 2 and "dataset's circuits are behavioural" in r.output
     user = tmp_path / "mine"
     user.mkdir()
     (user / "notes.txt").write_text("mine")
@@ -132,6 +133,27 @@ def test_generate_flow_reports_the_nearest_miss(tmp_path, sim):
     data = write_transistor_report(r, tmp_path)
     assert not data["success"] and data["closest_shortfall"] > 0
     assert "No circuit met the spec" in (tmp_path / "report.md").read_text()
+
+
+def test_the_models_proposals_join_as_realised_candidates(tmp_path, sim):
+    spec = parse_spec(SPEC.format(name="m", ugf="8MHz"))
+    made = model_candidates(spec, load_technology("sky130"), n=3)
+    cands = [c for c in made if isinstance(c, Candidate)]
+    assert cands and len(made) == 3
+    assert all(c.origin.startswith("model proposal") for c in cands)
+    # realised for the spec's common mode and load, and vetted like any transistor netlist
+    assert all(c.circuit.conditions == {"vcm": 1.1, "cl": 5e-12} for c in cands)
+    assert all(c.circuit.pdk == "sky130" and c.circuit.sizes() for c in cands)
+    missing = Skipped("model proposal 9 (cafe)", "cannot be realised on sky130: a made-up reason")
+    r = generate_transistor(spec, sim, sources=[lambda s, t: made + [missing]], budget=len(cands) + 4, top_k=1,
+                            history_dir=tmp_path / "sizing")
+    assert r.screened == len(cands) and {o.candidate.origin for o in r.outcomes} == {c.origin for c in cands}
+    assert missing in r.skipped
+    data = write_transistor_report(r, tmp_path)
+    assert {"origin": missing.origin, "reason": missing.reason} in data["skipped"]
+    assert "model proposal 9 (cafe): cannot be realised" in (tmp_path / "report.md").read_text()
+    # the verified (or closest) realisation is measured at every testbench like a template
+    assert r.outcomes[0].report is not None and r.outcomes[0].report.results[0].ok
 
 
 @pytest.mark.slow

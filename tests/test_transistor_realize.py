@@ -79,6 +79,22 @@ def test_two_stage_miller_realises_with_a_mim_capacitor_and_its_phase_margin():
     assert 0.3 <= m.ugf_hz / beh.ugf_hz <= 1.5, (m.ugf_hz, beh.ugf_hz)
 
 
+def test_a_capacitor_beyond_one_mim_becomes_an_array_of_equal_squares():
+    # 5 pF needs 50 x 50 um of MIM; cap_mim_m3_1 stops at 30 um a side, so a layout draws an array
+    from cktflow.simulate import simulate
+    from cktflow.transistor.cells import mim_capacitance
+    c = _circuit([(7, {"gm": 0.5e-3}), (10, {"C": 5e-12, "gm": 5e-3})])
+    beh = simulate([c], progress=False)[0].performance
+    z = realize(c)
+    mims = [i for i in pdk_instances(z.circuit.body, TECH, params=z.circuit.sizes()) if i.device.type == "capacitor"]
+    assert len(mims) >= 3
+    assert len({(i.sizes["w"], i.sizes["l"]) for i in mims}) == 1         # one size for the whole array
+    total = sum(mim_capacitance(i.sizes["w"]) for i in mims)
+    assert abs(total / 5e-12 - 1) < 0.02, total
+    m = _measure(z)
+    assert 0.3 <= m.ugf_hz / beh.ugf_hz <= 1.5, (m.ugf_hz, beh.ugf_hz)
+
+
 def test_a_stage_kind_outside_the_family_raises_naming_it():
     c = _circuit([(6, {"gm": 1e-3}), (14, {"R": 1e6, "gm": 1e-3})])
     assert not analyse(c).problems                 # a valid behavioural circuit

@@ -76,8 +76,9 @@ def size_command(spec_path, budget, batch, margin, seed, history, pdk, out, forc
 
 @click.command("generate")
 @spec_option()
-@click.option("-n", "n", type=click.IntRange(1), default=32, show_default=True,
-              help="Candidates the model proposes (distinct, valid).")
+@click.option("-n", "n", type=click.IntRange(0), default=None,
+              help="Candidates the model proposes (distinct, valid) [default: 32; at transistor level 4, each "
+                   "realised on the PDK beside its templates, 0 for the templates only].")
 @click.option("--top-k", type=click.IntRange(1), default=None,
               help="Best-ranked candidates to size when none meets the spec as proposed [default: 4; 2 at "
                    "transistor level].")
@@ -117,7 +118,8 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
     closest circuit and its shortfall are reported).
 
     At transistor level (the spec's `pdk:`, or --pdk) the candidates are the PDK's op-amp
-    templates: each is simulated once at typical, the most promising --top-k are sized (--budget
+    templates and the model's -n best proposals realised on the PDK at first gm/Id sizes (a proposal
+    that cannot be realised is reported and skipped): each is simulated once at typical, the most promising --top-k are sized (--budget
     simulations in all, each condition run of a point counting one), and the ones that meet the
     spec are verified with every testbench at every corner and temperature. Per circuit OUT holds
     the subcircuit, a plain-ngspice testbench, xschem and KiCad schematics, Bode and step plots and
@@ -132,16 +134,19 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
 
     spec = spec_at_pdk(load_spec_arg(spec_path), pdk)
     if spec.level == "transistor":
-        given = [name for name, on in (("-n", n != 32), ("--checkpoint", checkpoint), ("--no-guidance", no_guidance),
-                                       ("--no-refine", no_refine), ("--dataset", dataset_path), ("--memory", memory))
-                 if on]
+        given = [name for name, on in (("--dataset", dataset_path), ("--memory", memory)) if on]
         if given:
-            raise InputProblem(f"{', '.join(given)}: the model's options apply to behavioural circuits; at "
-                               "transistor level generate starts from the PDK's templates")
+            raise InputProblem(f"{', '.join(given)}: the dataset's circuits are behavioural; at transistor level "
+                               "generate starts from the PDK's templates and the model's realised proposals")
+        checkpoint_arg(checkpoint)
+        one_torch_thread()
         generate_transistor_command(spec, budget, top_k or 2, want or 1, seed, out, force, workers, ray_address,
-                                    as_json)
+                                    as_json, model={"n": 4 if n is None else n, "checkpoint": checkpoint,
+                                                    "guidance": not no_guidance, "refine": not no_refine})
         return
-    top_k, want = top_k or 4, want or 3
+    if n == 0:
+        raise InputProblem("-n 0: at behavioural level every candidate comes from the model; give -n 1 or more")
+    n, top_k, want = n or 32, top_k or 4, want or 3
     out_dir = Path(out or Path("generated") / spec.name)
     checkpoint_arg(checkpoint)
     one_torch_thread()

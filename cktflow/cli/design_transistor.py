@@ -78,8 +78,12 @@ def size_transistor_command(spec, circuit_path, budget, batch, margin, seed, his
     sys.exit(EXIT_MET if result.met else EXIT_NOT_MET)
 
 
-def generate_transistor_command(spec, budget, top_k, want, seed, out, force, workers, ray_address, as_json):
-    from cktflow.flow.transistor_design import generate_transistor
+def generate_transistor_command(spec, budget, top_k, want, seed, out, force, workers, ray_address, as_json,
+                                model: dict):
+    """`model`: model_candidates' options (n, checkpoint, guidance, refine)."""
+    from functools import partial
+
+    from cktflow.flow.transistor_design import generate_transistor, model_candidates, template_candidates
     from cktflow.flow.transistor_output import write_transistor_report
     from cktflow.technology import PdkNotInstalledError
 
@@ -88,11 +92,14 @@ def generate_transistor_command(spec, budget, top_k, want, seed, out, force, wor
     say = None if as_json else (lambda msg: click.echo(msg, err=True))
     with quiet_stdout(as_json), simulator(workers, ray_address, not as_json) as sim:
         try:
-            result = generate_transistor(spec, sim, budget=budget, top_k=top_k, want=want, seed=seed,
+            sources = (template_candidates, partial(model_candidates, seed=seed, **model))
+            result = generate_transistor(spec, sim, sources=sources, budget=budget, top_k=top_k, want=want, seed=seed,
                                          history_dir=out_dir / "sizing", progress=not as_json, on_progress=say)
         except (ValueError, PdkNotInstalledError) as exc:
             raise InputProblem(str(exc)) from None
-        data = write_transistor_report(result, out_dir, {"seed": seed, "budget": budget, "top_k": top_k})
+        data = write_transistor_report(result, out_dir, {"seed": seed, "budget": budget, "top_k": top_k,
+                                                         "model_proposals": model["n"],
+                                                         "checkpoint": str(model["checkpoint"] or "shipped")})
     if as_json:
         echo_json({**data, "out": str(out_dir)})
     else:

@@ -1,10 +1,10 @@
 """`generate` at transistor level: candidate topologies -> a cheap screen -> sizing -> verification
 at every condition -> the output folder (netlists, testbench, schematics, plots, op-point tables).
 
-Candidates come from a list of sources, each `source(spec, tech) -> list[Candidate]`. Today the
-one source is the PDK's templates (cktflow.transistor.templates()); a source that realises the
-model's behavioural topologies on the PDK is one more function in `CANDIDATE_SOURCES` (or passed
-as `sources=`), nothing else changes.
+Candidates come from a list of sources, each `source(spec, tech) -> list[Candidate]`: the PDK's
+templates (cktflow.transistor.templates()) and the model's behavioural proposals for the spec,
+realised on the PDK at their first gm/Id sizes (cktflow.transistor.realize). A proposal that
+cannot be realised is logged with the reason, never dropped in silence.
 
 Screening: each candidate is simulated once at the typical condition at its own sizes (the same
 start point its sizing run would measure first, written to its sizing history, so the screen is
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -31,7 +31,7 @@ from ..technology import Technology, load_technology
 from ..transistor import TransistorCircuit, from_template, templates
 from .transistor import TransistorDesign, TransistorReport, conditions_of, verify_transistor
 
-__all__ = ["Candidate", "template_candidates", "CANDIDATE_SOURCES", "TransistorOutcome", "TransistorDesignResult",
+__all__ = ["Candidate", "Skipped", "template_candidates", "model_candidates", "MODEL_PROPOSALS", "CANDIDATE_SOURCES", "TransistorOutcome", "TransistorDesignResult",
            "generate_transistor", "PoolRunner"]
 
 log = logging.getLogger(__name__)
@@ -43,13 +43,63 @@ class Candidate:
     origin: str                  # where it came from, e.g. "template miller2"
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """What a source could not turn into a candidate, and why: the report lists it."""
+    origin: str
+    reason: str
+
+
 def template_candidates(spec: Spec, tech: Technology) -> list[Candidate]:
     """The PDK's amplifier templates at their own sizes."""
     return [Candidate(from_template(name, pdk=tech.name), f"template {name}") for name in templates(tech.name)]
 
 
-#: Where candidates come from, in order (a realisation of the model's topologies joins here).
-CANDIDATE_SOURCES: tuple[Callable[[Spec, Technology], list[Candidate]], ...] = (template_candidates,)
+#: How many of the model's proposals are realised as candidates by default. Each costs one screening
+#: simulation; the realisations start far from their behavioural figures (docs/benchmarks.md,
+#: realisation fidelity), so a few distinct topologies are worth their screen, not dozens.
+MODEL_PROPOSALS = 4
+
+
+def model_candidates(spec: Spec, tech: Technology, *, n: int = MODEL_PROPOSALS, checkpoint=None,
+                     guidance: bool = True, refine: bool = True, seed: int = 0) -> list[Candidate | Skipped]:
+    """The model's `n` best proposals for the spec's gain, UGF and PM (the behavioural model is
+    conditioned on those three only), each realised on the PDK at the spec's common mode and load;
+    a proposal that cannot be realised comes back as a Skipped with the reason. Empty when n is 0,
+    when the PDK has no realisation, or when the spec bounds none of the three."""
+    from ..model.sample import propose
+    from ..transistor.bench import Conditions
+    from ..transistor.realize import REALIZATION_CONDITIONS, RealizationError, realize
+
+    if n < 1:
+        return []
+    if tech.name != "sky130":
+        log.info("no realisation of behavioural topologies on %s: templates only", tech.name)
+        return []
+    if not any(b.metric in ("gain_db", "ugf_hz", "pm_deg") for b in spec.targets):
+        log.info("the spec bounds none of gain, UGF and PM, which the model is conditioned on: templates only")
+        return []
+    c = spec.conditions
+    at = Conditions(vdd=c.vdd if c and c.vdd is not None else REALIZATION_CONDITIONS.vdd,
+                    vcm=c.vcm if c and c.vcm is not None else REALIZATION_CONDITIONS.vcm,
+                    cl=c.load_cap if c and c.load_cap is not None else REALIZATION_CONDITIONS.cl)
+    out = []
+    for k, proposal in enumerate(propose(spec, n, checkpoint=checkpoint, guidance=guidance, refine=refine,
+                                         seed=seed)):
+        try:
+            z = realize(proposal, pdk=tech.name, conditions=at, name=f"model{k + 1}_{proposal.topology_hash()[:8]}")
+        except RealizationError as exc:
+            out.append(Skipped(f"model proposal {k + 1} ({proposal.topology_hash()[:8]})",
+                               f"cannot be realised on {tech.name}: {exc}"))
+            continue
+        stages = sum(1 for s in z.stages if s.role.startswith("S"))
+        out.append(Candidate(z.circuit, f"model proposal {k + 1} realised ({stages} stage(s), S1 {z.s1_kind})"))
+    return out
+
+
+#: Where candidates come from, in order: the templates, then the model's realised proposals.
+CANDIDATE_SOURCES: tuple[Callable[[Spec, Technology], list[Candidate | Skipped]], ...] = (template_candidates,
+                                                                                 model_candidates)
 
 
 class PoolRunner:
@@ -110,6 +160,7 @@ class TransistorDesignResult:
     simulations: int                      # screening + sizing (each condition run of a point is one)
     verification_simulations: int         # the final runs (every testbench, every condition)
     seconds: float
+    skipped: list[Skipped] = field(default_factory=list)   # what the sources could not make a candidate
 
     @property
     def verified(self) -> list[TransistorOutcome]:
@@ -126,6 +177,7 @@ class TransistorDesignResult:
                 "candidates": self.candidates, "screened": self.screened, "simulations": self.simulations,
                 "verification_simulations": self.verification_simulations, "seconds": self.seconds,
                 "closest_shortfall": None if self.verified or c is None else c.shortfall,
+                "skipped": [{"origin": k.origin, "reason": k.reason} for k in self.skipped],
                 "outcomes": [o.to_dict() for o in self.outcomes]}
 
 
@@ -153,9 +205,13 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
     config = config or TRANSISTOR_CONFIG
     hdir = Path(history_dir) if history_dir is not None else None
     runner = PoolRunner(simulator) if hasattr(simulator, "map") else simulator
-    seen, cands = set(), []
+    seen, cands, skipped = set(), [], []
     for source in sources:
         for c in source(spec, tech):
+            if isinstance(c, Skipped):
+                skipped.append(c)
+                say(f"skipped {c.origin}: {c.reason}")
+                continue
             h = c.circuit.canonical_hash()
             if h not in seen:
                 seen.add(h)
@@ -215,7 +271,7 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
     passed = sorted((o for o in outcomes if o.passed), key=lambda o: -(o.margin or 0.0))
     rest = sorted((o for o in outcomes if not o.passed), key=lambda o: (o.report is None, o.shortfall))
     return TransistorDesignResult(spec, passed + rest, len(cands), len(screens), sims, vsims,
-                                  time.perf_counter() - t0)
+                                  time.perf_counter() - t0, skipped)
 
 
 def screens_shortfall(screens, i: int) -> float:

@@ -114,6 +114,9 @@ def write_transistor_report(result: TransistorDesignResult, out_dir: str | Path,
               f"{result.simulations} simulations (screening and sizing; each condition run of a point is one) "
               f"plus {result.verification_simulations} verification runs (every testbench at every condition), "
               f"{result.seconds:.1f} s.", ""]
+    if result.skipped:
+        lines += [f"Not candidates ({len(result.skipped)}):", ""]
+        lines += [f"- {k.origin}: {k.reason}" for k in result.skipped] + [""]
     ranking = []
     for rank, o in enumerate(result.outcomes, 1):
         perfs = [r.performance for r in o.report.results if r.ok] if o.report is not None else []

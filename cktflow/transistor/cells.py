@@ -25,7 +25,7 @@ import numpy as np
 from ..technology import Technology
 from .gmid import GmIdTable, OutsideGridError
 
-__all__ = ["CellBuilder", "Bias", "Sized", "W_FINGER_MAX", "N_RES_SEGMENTS", "RES_W_UM", "mim_side_um",
+__all__ = ["CellBuilder", "Bias", "Sized", "W_FINGER_MAX", "N_RES_SEGMENTS", "RES_W_UM", "mim_side_um", "mim_capacitance",
            "res_segment_l_um", "RealizationError"]
 
 #: Widest finger (um): wider devices get m > 1 (sky130 allows 100 um; 50 um keeps fingers square-ish).
@@ -52,6 +52,11 @@ def res_segment_l_um(r_ohm: float) -> float:
     """L of each of N_RES_SEGMENTS segments (W = RES_W_UM) so that the chain has resistance r_ohm."""
     per = r_ohm / N_RES_SEGMENTS
     return (per - _RES_HEAD_OHM) * _RES_WEFF / _RES_SHEET_OHM - 0.247
+
+
+def mim_capacitance(side_um: float) -> float:
+    """The capacitance of a square MIM capacitor of side side_um (the inverse of mim_side_um)."""
+    return _MIM_CA * side_um ** 2 + _MIM_CP * 4 * side_um
 
 
 def mim_side_um(c_f: float) -> float:
@@ -189,14 +194,19 @@ class CellBuilder:
     def capacitor(self, name: str, a: str, b: str, c_f: float) -> None:
         dev = self.tech.device("cap_mim")
         lo, hi = dev.limits["w"]
-        side = mim_side_um(c_f)
-        if not lo <= side <= hi:
-            raise RealizationError(f"C = {c_f:.4g} F needs a {side:.3g} um square MIM capacitor, outside "
-                                   f"cap_mim_m3_1's [{lo:g}, {hi:g}] um")
+        # a capacitor larger than one MIM of the largest side is an array of equal squares in
+        # parallel, as a layout would draw it (one size parameter pair for all of them)
+        units = max(1, math.ceil(c_f / mim_capacitance(hi)))
+        side = mim_side_um(c_f / units)
+        if units > dev.limits.get("m", (1, 1))[1] or not lo <= side <= hi:
+            raise RealizationError(f"C = {c_f:.4g} F needs {units} square MIM capacitor(s) of {side:.3g} um, "
+                                   f"outside cap_mim_m3_1's [{lo:g}, {hi:g}] um x {dev.limits.get('m', (1, 1))[1]:g}")
         side = dev.snap(side)
+        w, l_ = self.param(f"w_{name}", side), self.param(f"l_{name}", side)
         # top plate (c0) on a, bottom plate (c1) on b
-        self.lines.append(f"x{name} {a} {b} sky130_fd_pr__cap_mim_m3_1 "
-                          f"W={self.param(f'w_{name}', side)} L={self.param(f'l_{name}', side)}")
+        for k in range(units):
+            unit = f"x{name}" if units == 1 else f"x{name}_{k}"
+            self.lines.append(f"{unit} {a} {b} sky130_fd_pr__cap_mim_m3_1 W={w} L={l_}")
 
     # ---- the bias reference --------------------------------------------------------------------
     def bias(self, iref: float, *, gm_id: float = 10.0, l_um: float = 1.0) -> Bias:

@@ -271,6 +271,8 @@ class _Plan:
         cb = self.cb
         head = [f"* {name}: transistor realisation (cktflow.transistor.realize) of the behavioural circuit",
                 f"* {self.c.topology_hash()} on sky130; first sizes from the gm/Id tables (tt 27 C)"]
+        # the common mode and load the DC plan was made for: what the circuit is measured at by default
+        head.append(f"*@ conditions vcm={spice_value(self.cond.vcm)} cl={spice_value(self.cond.cl)}")
         head += [f"*@ param {k} unit={u} min={spice_value(lo)} max={spice_value(hi)}"
                  for k, (u, lo, hi) in sorted(cb.bounds.items())]
         params = [f".param {k}={spice_value(v)}" for k, v in cb.params.items()]
