@@ -1,7 +1,9 @@
 """Automated design, side by side: how often does each way of finding circuits meet a spec in ngspice?
 
-Target specs are feasible by construction: each comes from one measured circuit of the test split
-(never trained on), loosened by a fixed margin. Two kinds (--kind):
+Target specs come from one measured circuit of the test split each (never trained on), loosened
+by a fixed margin: feasible by construction for the user's targets, and with the implicit
+"usable in feedback" ones too only when the source circuit is usable (--usable-sources keeps just
+those). Two kinds (--kind):
   window (default)  gain within +-5 dB, UGF within x/ 10^0.15, PM within +-10 deg of the measured
                     circuit: a band, like the paper's spec classes, so a circuit must hit the target
                     rather than exceed it (--window-scale S multiplies the half-widths: 0.5
@@ -33,7 +35,7 @@ circuit that is itself usable (a spec from an unusable circuit may be infeasible
 targets hold). Prints success rate, median simulations and median wall time per
 success (model sampling included for (a); the verification re-run is not counted in simulations).
 
-    python bench/autodesign.py [--n-specs 100] [--budget 200] [--methods a,b,c,d] [--json PATH]
+    python bench/autodesign.py [--n-specs 100] [--budget 200] [--methods a,b,c,d] [--usable-sources] [--json PATH]
 """
 
 from __future__ import annotations
@@ -76,10 +78,13 @@ def spec_from(perf, name: str, kind: str = "window", scale: float = 1.0) -> Spec
 
 
 def target_specs(examples, n: int, seed: int, kind: str = "window", uncovered: bool = False,
-                 skip: int = 0, fresh: list | None = None, scale: float = 1.0) -> list[tuple[Spec, object]]:
+                 skip: int = 0, fresh: list | None = None, scale: float = 1.0,
+                 usable_sources: bool = False) -> list[tuple[Spec, object]]:
     """n specs from random test circuits (or from `fresh` performances, see fresh_performances); with
     `uncovered`, only specs that no training circuit meets as measured (so a lookup's first
-    simulations cannot meet them either). `skip` passes over the first specs of the draw: `--skip
+    simulations cannot meet them either); with `usable_sources`, only specs whose source circuit
+    meets them, implicit targets included (feasible by construction under the "usable in feedback"
+    rule, as every spec was under the rule before it). `skip` passes over the first specs of the draw: `--skip
     100` gives a development set disjoint from the default 100. Each spec comes with the measured
     performance it was made from."""
     prefix, perfs = ("fresh", fresh) if fresh is not None else ("test", [e.performance for e in examples
@@ -87,6 +92,8 @@ def target_specs(examples, n: int, seed: int, kind: str = "window", uncovered: b
     perfs = [p for p in perfs if p.ugf_hz is not None and p.pm_deg is not None and 0 < p.pm_deg <= 180]
     pick = np.random.default_rng(seed).permutation(len(perfs))
     specs = ((spec_from(perfs[i], f"{prefix}-{i}", kind, scale), perfs[i]) for i in pick)
+    if usable_sources:
+        specs = ((s, p) for s, p in specs if s.passes(p))
     if uncovered:
         train = [e.performance for e in examples if e.split == "train" and e.performance.ugf_hz
                  and e.performance.pm_deg is not None and e.performance.gain_db is not None]
@@ -168,7 +175,7 @@ def run(args) -> dict:
             fresh = fresh_performances(examples, args.fresh, args.seed, pool)
             print(f"{len(fresh)} fresh circuits of topologies outside the training split measured", file=sys.stderr)
         pairs = target_specs(examples, args.n_specs, args.seed, args.kind, args.uncovered, args.skip, fresh,
-                             args.window_scale)
+                             args.window_scale, args.usable_sources)
         specs = [replace(s, implicit=not args.user_targets_only) for s, _ in pairs]
         # is the circuit a spec was made from usable itself (does it meet its own spec, implicit
         # targets included)? A spec from an unusable circuit may have no usable solution at all.
@@ -196,7 +203,8 @@ def run(args) -> dict:
                   file=sys.stderr, flush=True)
         flywheel_rounds = run_flywheel(args, specs[:args.flywheel], examples, pool) if args.flywheel else None
     kind = args.kind + (f" x{args.window_scale:g}" if args.window_scale != 1 else "") \
-        + (" uncovered" if args.uncovered else "") + (f" fresh-{args.fresh}" if args.fresh else "")
+        + (" uncovered" if args.uncovered else "") + (f" fresh-{args.fresh}" if args.fresh else "") \
+        + (" usable-sources" if args.usable_sources else "")
     kind += " user-targets-only" if args.user_targets_only else ""
     return {"flywheel": flywheel_rounds, "n_specs": len(specs), "kind": kind, "budget": args.budget,
             "source_usable": sum(source_usable),
@@ -278,6 +286,9 @@ def main() -> None:
                     help="multiply the window's half-widths by S (0.5: +-2.5 dB, x/ 10^0.075, +-5 deg)")
     ap.add_argument("--uncovered", action="store_true",
                     help="only specs that no training circuit meets as measured (outside the data's coverage)")
+    ap.add_argument("--usable-sources", action="store_true",
+                    help="only specs whose source circuit is usable in feedback (meets its own spec with the "
+                         "implicit targets): feasible by construction under today's rule")
     ap.add_argument("--fresh", type=int, default=0, metavar="N",
                     help="specs from N circuits drawn afresh (Ckt-Bench-101 procedure, another generator seed, "
                          "topologies outside the training split) instead of the test split")

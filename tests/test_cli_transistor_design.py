@@ -135,6 +135,33 @@ def test_generate_flow_reports_the_nearest_miss(tmp_path, sim):
     assert "No circuit met the spec" in (tmp_path / "report.md").read_text()
 
 
+def test_a_claim_the_verification_rejects_hands_its_place_to_the_next_candidate(monkeypatch, sim):
+    # the first verification is made to fail (a target nothing meets, as if the follower had
+    # oscillated); generate must go on to the next candidate instead of stopping on the claim
+    from dataclasses import replace
+
+    import cktflow.flow.transistor_design as td
+    from cktflow.spec import Bound
+    real, calls = td.verify_transistor, []
+
+    def first_fails(design, spec, runner, **kw):
+        calls.append(design.source)
+        if len(calls) == 1:
+            spec = replace(spec, targets=spec.targets + (Bound("gain_db", min=300.0),))
+        return real(design, spec, runner, **kw)
+
+    monkeypatch.setattr(td, "verify_transistor", first_fails)
+
+    def two(spec, tech):
+        return [Candidate(from_template("ota5t"), "template ota5t"),
+                Candidate(from_template("miller2"), "template miller2")]
+
+    r = generate_transistor(parse_spec(SPEC.format(name="g", ugf="8MHz")), sim, sources=[two], budget=60, top_k=1)
+    assert len(calls) == 2 and calls[0] != calls[1]
+    assert r.verified and r.verified[0].candidate.origin == calls[1]
+    assert next(o for o in r.outcomes if o.candidate.origin == calls[0]).report is not None
+
+
 def test_the_models_proposals_join_as_realised_candidates(tmp_path, sim):
     spec = parse_spec(SPEC.format(name="m", ugf="8MHz"))
     made = model_candidates(spec, load_technology("sky130"), n=3)

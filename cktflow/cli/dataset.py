@@ -29,25 +29,45 @@ def _existing_db(db):
 
 
 @dataset_group.command("build")
-@click.option("--n", type=click.IntRange(1), default=10000, show_default=True, help="Circuits to generate.")
+@click.option("--n", type=click.IntRange(1), default=None,
+              help="Circuits to generate [default: 10000; 2000 with --pdk].")
 @click.option("--seed", type=int, default=1, show_default=True, help="Generator seed (fixes circuits and split).")
+@click.option("--pdk", default=None, metavar="NAME",
+              help="Build a transistor-level set on this PDK (e.g. sky130): realised Bench-101 topologies and "
+                   "the PDK's templates at randomised gm/Id sizes, every testbench at typical (default file: "
+                   "<cache>/data/<pdk>.sqlite).")
+@click.option("--per-topology", type=click.IntRange(1), default=None,
+              help="With --pdk: sizings drawn per topology [default: 10].")
 @_db_option
 @click.option("--ray-address", help="Simulate on this Ray cluster (or set RAY_ADDRESS); default: a local Ray.")
 @click.option("--workers", type=click.IntRange(1), help="Simulation workers (default: one per CPU).")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Time limit per simulation, seconds.")
+@click.option("--timeout", type=float, default=None,
+              help="Time limit per simulation, seconds [default: 30; 120 with --pdk, whose first job per "
+                   "worker and topology loads the PDK's library].")
 @json_option
-def dataset_build(n, seed, db, ray_address, workers, timeout, as_json):
+def dataset_build(n, seed, pdk, per_topology, db, ray_address, workers, timeout, as_json):
     """Generate N Bench-101-style circuits, simulate them with ngspice on Ray, and store them.
 
     The split is 90 % train / 10 % test by whole topology blocks (20 circuits per topology), so no
     test topology appears in training. Interrupted builds resume: run the same command again.
-    """
-    from cktflow.dataset import build_dataset
 
+    With --pdk the circuits are transistor op-amps on that PDK: every fifth topology one of its
+    templates, the others Bench-101 topologies realised by cktflow's gm/Id realisation, each at
+    --per-topology sizings (its first sizes, then lengths, widths and bias currents moved by random
+    factors), measured with every testbench (op, AC, swing, noise, the follower's steps) at the
+    typical corner, 27 C and a 5 pF load. Topologies that cannot be realised are counted by reason.
+    """
+    if pdk is None and per_topology is not None:
+        raise InputProblem("--per-topology applies to transistor-level builds (--pdk)")
     try:
         with quiet_stdout(as_json):
-            s = build_dataset(n, seed, db, ray_address=ray_address, num_workers=workers, timeout_s=timeout,
-                              progress=not as_json)
+            if pdk is not None:
+                s = _build_transistor(n or 2000, seed, pdk, per_topology, db, ray_address, workers,
+                                      timeout or 120.0, as_json)
+            else:
+                from cktflow.dataset import build_dataset
+                s = build_dataset(n or 10000, seed, db, ray_address=ray_address, num_workers=workers,
+                                  timeout_s=timeout or 30.0, progress=not as_json)
     except ValueError as exc:
         raise InputProblem(str(exc)) from None
     except ConnectionError as exc:      # ray.init could not reach --ray-address / RAY_ADDRESS
@@ -56,11 +76,38 @@ def dataset_build(n, seed, db, ray_address, workers, timeout, as_json):
         raise InternalProblem(str(exc)) from None
     if as_json:
         echo_json(s.to_dict())
+    elif pdk is not None:
+        _say_transistor_build(s, pdk)
     else:
         fails = ", ".join(f"{k} {v}" for k, v in s.failures.items()) or "none"
         click.echo(f"{s.db}: {s.n} circuits (seed {s.seed}; {s.train} train / {s.test} test), "
                    f"{s.already_stored} already stored, {s.simulated} simulated, {s.stored} rows added, "
                    f"failures: {fails}; {s.seconds:.1f} s")
+
+
+def _build_transistor(n, seed, pdk, per_topology, db, ray_address, workers, timeout, as_json):
+    """The transistor-level build's summary (InputProblem when the PDK is unknown or not installed)."""
+    from cktflow.dataset.transistor_build import PER_TOPOLOGY, build_transistor_dataset
+    from cktflow.technology import PdkNotInstalledError, load_technology
+
+    try:
+        load_technology(pdk).require_installed()
+    except (ValueError, PdkNotInstalledError) as exc:
+        raise InputProblem(f"--pdk {pdk}: {exc}") from None
+    return build_transistor_dataset(n, seed, db, pdk=pdk, per_topology=per_topology or PER_TOPOLOGY,
+                                    ray_address=ray_address, num_workers=workers, timeout_s=timeout,
+                                    progress=not as_json)
+
+
+def _say_transistor_build(s, pdk):
+    fails = ", ".join(f"{k} {v}" for k, v in s.failures.items()) or "none"
+    skipped = sum(s.unrealisable.values())
+    click.echo(f"{s.db}: {s.n} {pdk} circuits of {s.topologies} topologies (seed {s.seed}; {s.train} train / "
+               f"{s.test} test), {s.already_stored} already stored, {s.simulated} measured, {s.stored} rows added, "
+               f"failures: {fails}; {skipped} drawn topologies could not be realised; {s.seconds:.1f} s"
+               + (f" ({s.per_minute:.1f} circuits/min on {s.workers} workers)" if s.simulated else ""))
+    for reason, count in sorted(s.unrealisable.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  not realisable ({count}): {reason}")
 
 
 @dataset_group.command("migrate")
@@ -84,12 +131,16 @@ def dataset_migrate(db, chunk, as_json):
 
 @dataset_group.command("stats")
 @_db_option
+@click.option("--pdk", default=None, metavar="NAME", help="The PDK's transistor-level set (<cache>/data/<pdk>.sqlite).")
 @json_option
-def dataset_stats_command(db, as_json):
+def dataset_stats_command(db, pdk, as_json):
     """Counts, validity, failure reasons and label quantiles of a dataset."""
     from cktflow.dataset import Dataset, dataset_stats
     from cktflow.report import table
 
+    if pdk and not db:
+        from cktflow.dataset.transistor_build import default_transistor_db
+        db = default_transistor_db(pdk)
     with Dataset.open(_existing_db(db)) as ds:
         st = dataset_stats(ds)
     if as_json:
@@ -105,6 +156,9 @@ def dataset_stats_command(db, as_json):
                f"{u['with_ugf']} with a UGF; stable as followers: {u['stable']}"
                + (f"; {u['unknown']} labelled before the stability metrics (cktflow dataset migrate)"
                   if u["unknown"] else ""))
+    if st.get("all_saturated"):
+        a = st["all_saturated"]
+        click.echo(f"every device in saturation (transistor circuits): {a['true']} of {a['n']}")
     qs = list(next(iter(st["labels"].values()))["quantiles"])
     rows = [[m, str(d["n"]), str(d["missing"])] + [f"{d['quantiles'][q]:.4g}" if d["quantiles"][q] is not None
                                                     else "-" for q in qs] for m, d in st["labels"].items()]

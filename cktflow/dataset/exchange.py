@@ -12,9 +12,8 @@ from pathlib import Path
 
 from spice_sim import METRICS, Performance
 
-from ..circuit import Circuit
 from ..fsutil import atomic_open, atomic_path
-from .store import Dataset, Record
+from .store import Dataset, Record, circuit_from_dict, circuit_from_json
 
 __all__ = ["export_dataset", "import_dataset", "FORMATS"]
 
@@ -85,7 +84,7 @@ def _records_from(path: Path, fmt: str) -> list[Record]:
                 row = json.loads(line)
                 _check_row(row)
                 perf = Performance.from_dict(row["performance"]) if row["performance"] else None
-                out.append(Record(circuit=Circuit.from_dict(row["circuit"]), performance=perf,
+                out.append(Record(circuit=circuit_from_dict(row["circuit"]), performance=perf,
                                   provenance=row["provenance"], **{k: row[k] for k in _TEXT}))
             except (KeyError, ValueError, TypeError, RecursionError) as exc:
                 raise ValueError(f"{path}:{no}: not a cktflow dataset row: {exc}") from None
@@ -103,7 +102,7 @@ def _records_from(path: Path, fmt: str) -> list[Record]:
                     perf = Performance.from_dict({m: row[m] for m in METRICS})
                 row = {**row, "provenance": json.loads(row["provenance"])}
                 _check_row(row)
-                out.append(Record(circuit=Circuit.from_json(row["circuit"]), performance=perf,
+                out.append(Record(circuit=circuit_from_json(row["circuit"]), performance=perf,
                                   provenance=row["provenance"], **{k: row[k] for k in _TEXT}))
             except (KeyError, ValueError, TypeError, RecursionError) as exc:
                 raise ValueError(f"{path}: row {no}: not a cktflow dataset row: {exc}") from None

@@ -38,10 +38,16 @@ class MigrationSummary:
         return asdict(self)
 
 
+#: Rows of behavioural circuits: a transistor circuit's JSON opens with its format and is measured by
+#: its PDK's testbench, which this migration does not run.
+_BEHAVIOURAL = """substr(circuit, 1, 10) != '{"format":'"""
+
+
 def stale_count(ds: Dataset) -> int:
     """Rows whose label was measured with another testbench than the current one."""
     from ..simulate import testbench_version
-    return ds.query("SELECT COUNT(*) FROM circuits WHERE testbench != ?", (testbench_version(),))[0][0]
+    return ds.query(f"SELECT COUNT(*) FROM circuits WHERE testbench != ? AND {_BEHAVIOURAL}",
+                    (testbench_version(),))[0][0]
 
 
 def relabel(path: str | Path | None = None, pool=None, *, chunk: int = 512, progress: bool = False,
@@ -60,8 +66,8 @@ def relabel(path: str | Path | None = None, pool=None, *, chunk: int = 512, prog
             from tqdm import tqdm
             bar = tqdm(total=total - already, desc="relabelling", unit="circuit")
         while True:
-            rows = ds.query("SELECT id, circuit, testbench, provenance FROM circuits WHERE testbench != ? "
-                            "ORDER BY id LIMIT ?", (current, chunk))
+            rows = ds.query(f"SELECT id, circuit, testbench, provenance FROM circuits WHERE testbench != ? "
+                            f"AND {_BEHAVIOURAL} ORDER BY id LIMIT ?", (current, chunk))
             if not rows:
                 break
             circuits = [Circuit.from_json(r["circuit"]) for r in rows]

@@ -53,9 +53,26 @@ def default_db_path() -> Path:
     return cache_dir() / "data" / "bench101.sqlite"
 
 
+def circuit_from_json(text: str):
+    """A stored circuit: a transistor circuit (its JSON opens with its format) or a behavioural one."""
+    if text.startswith('{"format": "cktflow.transistor-circuit"'):
+        from ..transistor import TransistorCircuit
+        return TransistorCircuit.from_json(text)
+    return Circuit.from_json(text)
+
+
+def circuit_from_dict(data: dict):
+    """`circuit_from_json` for a parsed circuit (an export's JSONL row)."""
+    if isinstance(data, dict) and "format" in data:
+        from ..transistor import TransistorCircuit
+        return TransistorCircuit.from_dict(data)
+    return Circuit.from_dict(data)
+
+
 @dataclass(frozen=True)
 class Record:
-    """One stored circuit with its label; `hash` and `topology_hash` are filled in from the circuit."""
+    """One stored circuit with its label; `hash` and `topology_hash` are filled in from the circuit.
+    `circuit`: a behavioural Circuit or a cktflow.transistor.TransistorCircuit (a PDK's dataset)."""
     circuit: Circuit
     performance: Performance | None = None
     failure: str | None = None
@@ -101,7 +118,7 @@ class Record:
     @classmethod
     def from_row(cls, row: sqlite3.Row | dict) -> "Record":
         perf = row["performance"]
-        return cls(circuit=Circuit.from_json(row["circuit"]),
+        return cls(circuit=circuit_from_json(row["circuit"]),
                    performance=Performance.from_dict(json.loads(perf)) if perf else None,
                    failure=row["failure"], message=row["message"] or "", split=row["split"],
                    provenance=json.loads(row["provenance"]), simulator=row["simulator"],

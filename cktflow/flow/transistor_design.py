@@ -8,11 +8,13 @@ cannot be realised is logged with the reason, never dropped in silence.
 
 Screening: each candidate is simulated once at the typical condition at its own sizes (the same
 start point its sizing run would measure first, written to its sizing history, so the screen is
-not paid twice). Candidates are sized best-screened first (shortfall at typical), each with a share
-of the budget that is left, until `want` meet the spec at every condition. Every candidate that
-sizing reports as meeting the spec, or the closest miss when none does, is then verified:
-cktflow.flow.transistor.verify_transistor measures every testbench (op, AC, swing, noise, the
-follower's steps) at every condition, and only that run decides "verified".
+not paid twice). Candidates are sized best-screened first (shortfall at typical), the best
+`top_k` each with a share of the budget that is left, until `want` are verified. Every candidate
+that sizing reports as meeting the spec is verified at once: cktflow.flow.transistor.verify_transistor
+measures every testbench (op, AC, swing, noise, the follower's steps) at every condition, and only
+that run decides "verified". A claim the verification rejects (sizing leaves the follower's
+transient out unless the spec bounds it, so a follower that oscillates can pass sizing) hands its
+place on to the next candidate. When nothing is claimed, the closest miss is verified for the report.
 
 Resuming: histories live in OUT/sizing/<candidate>.jsonl; a rerun into the same folder replays
 them (cktflow.sizing.transistor) and re-simulates nothing sizing had finished.
@@ -231,48 +233,63 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
         screens.append((i, r))
         say(f"screened {c.origin}: shortfall {r.best.shortfall:.3g} at typical"
             + (" (meets the spec at every condition)" if r.met else ""))
-    order = sorted(screens, key=lambda ir: (not ir[1].met, ir[1].best.y))
+    order = [i for i, _ in sorted(screens, key=lambda ir: (not ir[1].met, ir[1].best.y))]
     sized: dict[int, object] = {i: r for i, r in screens}
-    met = [i for i, r in order if r.met]
-    chosen = [i for i, _ in order if i not in met][:max(0, top_k)]
-    for n, i in enumerate(chosen):
-        if len(met) >= want or sims >= budget:
+    reports: dict[int, TransistorReport] = {}
+    vsims = 0
+
+    def verified(i: int) -> bool:
+        """Verify what sizing claims; only this run decides (the sizing runs leave the follower's
+        transient out unless the spec bounds it, so a claim can still oscillate as a follower)."""
+        nonlocal vsims
+        say(f"verifying {cands[i].origin} at {len(sized[i].plan.conditions)} condition(s)")
+        reports[i] = verify_transistor(TransistorDesign(cands[i].origin, sized[i].circuit), spec, runner,
+                                       keep_waves=True)
+        vsims += len(reports[i].results)
+        if not reports[i].passed:
+            say(f"{cands[i].origin}: sizing met the spec but verification did not; the next candidate is sized")
+        return reports[i].passed
+
+    n_passed = 0
+    for i in order:                 # candidates that met the spec at their own sizes (the screen)
+        if sized[i].met and n_passed < want:
+            n_passed += verified(i)
+    tried: set[int] = set()
+    while n_passed < want and sims < budget:
+        # top_k candidates are sized; each one verification rejected hands its place on
+        rejected = sum(1 for r in reports.values() if not r.passed)
+        queue = [i for i in order if i not in tried and i not in reports][:max(0, top_k + rejected - len(tried))]
+        if not queue:
             break
-        c = cands[i]
-        share = (budget - sims) // (len(chosen) - n)    # the rest split over the candidates still to size
-        # this candidate's budget counts its screen (already in its history) as spent
-        cand_budget = sized[i].simulations + max(1, share)
-        say(f"sizing {c.origin} with up to {cand_budget - sized[i].simulations} more simulations")
-        r = size_transistor(c.circuit, spec, conditions_of(spec, tech, c.circuit), simulator,
-                            config=replace(config, budget=cand_budget), seed=seed + i,
-                            history_path=_history(hdir, i, c), progress=progress)
-        sims += r.simulations - sized[i].simulations
-        sized[i] = r
-        say(f"{c.origin}: {'met' if r.met else 'missed'} after {r.simulations} simulations "
-            f"(shortfall {r.best.shortfall:.3g})")
-        if r.met:
-            met.append(i)
-    # verify what sizing claims, else the closest miss
-    claimed = [i for i in sized if sized[i].met]
-    if not claimed and sized:
-        claimed = [min(sized, key=lambda i: sized[i].best.shortfall)]
-    outcomes, vsims = [], 0
-    for i in claimed:
-        r = sized[i]
-        c = cands[i]
-        say(f"verifying {c.origin} at {len(r.plan.conditions)} condition(s)")
-        report = verify_transistor(TransistorDesign(c.origin, r.circuit), spec, runner, keep_waves=True)
-        vsims += len(report.results)
-        outcomes.append(TransistorOutcome(c, screens_shortfall(screens, i), r if r.points > 1 else None, report))
-    for i, r in screens:
-        if i not in claimed:
-            outcomes.append(TransistorOutcome(cands[i], r.best.shortfall,
-                                              sized[i] if sized[i].points > 1 else None, None))
+        for n, i in enumerate(queue):
+            if sims >= budget:
+                break
+            c = cands[i]
+            share = (budget - sims) // (len(queue) - n)    # the rest split over the candidates still to size
+            # this candidate's budget counts its screen (already in its history) as spent
+            cand_budget = sized[i].simulations + max(1, share)
+            say(f"sizing {c.origin} with up to {cand_budget - sized[i].simulations} more simulations")
+            r = size_transistor(c.circuit, spec, conditions_of(spec, tech, c.circuit), simulator,
+                                config=replace(config, budget=cand_budget), seed=seed + i,
+                                history_path=_history(hdir, i, c), progress=progress)
+            sims += r.simulations - sized[i].simulations
+            sized[i] = r
+            tried.add(i)
+            say(f"{c.origin}: {'met' if r.met else 'missed'} after {r.simulations} simulations "
+                f"(shortfall {r.best.shortfall:.3g})")
+            if r.met:
+                if verified(i):
+                    n_passed += 1
+                    if n_passed >= want:
+                        break
+                else:
+                    break           # the queue grows by one: recompute it
+    if not reports and sized:       # nothing claimed: the closest miss is verified, for the report
+        verified(min(sized, key=lambda i: sized[i].best.shortfall))
+    outcomes = [TransistorOutcome(cands[i], screen.best.shortfall, sized[i] if sized[i].points > 1 else None,
+                                  reports.get(i)) for i, screen in screens]
     passed = sorted((o for o in outcomes if o.passed), key=lambda o: -(o.margin or 0.0))
     rest = sorted((o for o in outcomes if not o.passed), key=lambda o: (o.report is None, o.shortfall))
     return TransistorDesignResult(spec, passed + rest, len(cands), len(screens), sims, vsims,
                                   time.perf_counter() - t0, skipped)
 
-
-def screens_shortfall(screens, i: int) -> float:
-    return next(r.best.shortfall for j, r in screens if j == i)

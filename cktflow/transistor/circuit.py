@@ -182,6 +182,10 @@ class TransistorCircuit:
         vals = tuple((p.name, float(f"{p.value:.{HASH_DIGITS}g}")) for p in self.params)
         return hashlib.sha256(repr((self.pdk, body, vals)).encode()).hexdigest()[:32]
 
+    def topology_hash(self) -> str:
+        """Equal for every sizing of one netlist (what a dataset split keeps on one side)."""
+        return hashlib.sha256(repr((self.pdk, _normal_body(self.body, self.name))).encode()).hexdigest()[:32]
+
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": FORMAT_VERSION, "name": self.name, "pdk": self.pdk,
                 "description": self.description, "conditions": dict(self.conditions),
