@@ -91,9 +91,12 @@ def _build_transistor(n, seed, pdk, per_topology, db, ray_address, workers, time
     from cktflow.technology import PdkNotInstalledError, load_technology
 
     try:
-        load_technology(pdk).require_installed()
-    except (ValueError, PdkNotInstalledError) as exc:
+        tech = load_technology(pdk)
+        tech.require_installed()
+    except (ValueError, FileNotFoundError, PdkNotInstalledError) as exc:
         raise InputProblem(f"--pdk {pdk}: {exc}") from None
+    if tech.kind != "transistor":
+        raise InputProblem(f"--pdk {pdk}: not a transistor PDK; the behavioural set is built without --pdk")
     return build_transistor_dataset(n, seed, db, pdk=pdk, per_topology=per_topology or PER_TOPOLOGY,
                                     ray_address=ray_address, num_workers=workers, timeout_s=timeout,
                                     progress=not as_json)
