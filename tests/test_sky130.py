@@ -123,6 +123,41 @@ def test_a_size_below_the_minimum_is_refused_before_it_runs(ota, engine):
     assert engine.runs == runs and ota.session.params["w_in"] == 4.0
 
 
+# which binned model of the loaded library each MOS kind instantiates (combined_models/continuous)
+_MODEL_OF = {"nfet_01v8": "nshort_model", "pfet_01v8": "pshort_model", "nfet_01v8_lvt": "nlowvt_model",
+             "pfet_01v8_lvt": "plowvt_model"}
+
+
+def test_the_mos_size_limits_lie_inside_the_librarys_model_bins():
+    # a length beyond the bins made ngspice drop the circuit at reset (random sizings of the Miller
+    # template reached L = 80 um); the limits are what the sizer and the netlist check use
+    import re
+    text = (TECH.install_dir / "combined_models" / "continuous" / "models_fet.spice").read_text()
+    for dev, model in _MODEL_OF.items():
+        bins = []
+        for block in re.split(r"(?im)^\.model\s+", text)[1:]:
+            if block.lower().startswith(model + "."):
+                v = {k.lower(): float(x) * 1e6 for k, x in
+                     re.findall(r"(?i)\b(lmin|lmax|wmin|wmax)\s*=\s*([0-9.eE+-]+)", block[:600])}
+                bins.append(v)
+        assert bins, model
+        lo, hi = TECH.device(dev).limits["l"]
+        assert min(b["lmin"] for b in bins) <= lo * (1 + 1e-6) and hi <= max(b["lmax"] for b in bins), dev
+        wlo, whi = TECH.device(dev).limits["w"]
+        assert min(b["wmin"] for b in bins) <= wlo * (1 + 1e-6) and whi <= max(b["wmax"] for b in bins), dev
+
+
+def test_the_longest_length_simulates_and_a_longer_one_is_refused_before_it_runs(engine):
+    hi = TECH.device("pfet_01v8").limits["l"][1]
+    with OpampBench(OTA, "ota5t", {}, engine=engine, source="ota5t.cir") as bench:
+        m = bench.measure(COND, noise=False, step=False, swing=False, l_load=hi)
+        assert m.performance.gain_db is not None and bench.session._loaded
+        runs = engine.runs
+        with pytest.raises(NetlistError, match=r"l=25 is outside the PDK's range"):
+            bench.measure(COND, l_load=25.0)
+        assert engine.runs == runs
+
+
 def test_the_pdk_library_is_the_only_include_allowed():
     lib = model_library(TECH, "tt")
     ok = check_transistor_netlist(f"* ok\n{lib.lib_line()}\nr1 a 0 1k\n", TECH)
