@@ -1,10 +1,10 @@
 """`generate` at transistor level: candidate topologies -> a cheap screen -> sizing -> verification
 at every condition -> the output folder (netlists, testbench, schematics, plots, op-point tables).
 
-Candidates come from a list of sources, each `source(spec, tech) -> list[Candidate]`: the PDK's
-templates (cktflow.transistor.templates()) and the model's behavioural proposals for the spec,
-realised on the PDK at their first gm/Id sizes (cktflow.transistor.realize). A proposal that
-cannot be realised is logged with the reason, never dropped in silence.
+Candidates come from a list of sources, each `source(spec, tech) -> list[Candidate | Skipped]`: the
+PDK's templates (cktflow.transistor.templates()) and the model's behavioural proposals for the
+spec, realised on the PDK at their first gm/Id sizes (cktflow.transistor.realize). A proposal that
+cannot be realised comes back as a Skipped with the reason, which the report lists.
 
 Screening: each candidate is simulated once at the typical condition at its own sizes (the same
 start point its sizing run would measure first, written to its sizing history, so the screen is
@@ -33,8 +33,8 @@ from ..technology import Technology, load_technology
 from ..transistor import TransistorCircuit, from_template, templates
 from .transistor import TransistorDesign, TransistorReport, conditions_of, verify_transistor
 
-__all__ = ["Candidate", "Skipped", "template_candidates", "model_candidates", "MODEL_PROPOSALS", "CANDIDATE_SOURCES", "TransistorOutcome", "TransistorDesignResult",
-           "generate_transistor", "PoolRunner"]
+__all__ = ["Candidate", "Skipped", "template_candidates", "model_candidates", "MODEL_PROPOSALS", "CANDIDATE_SOURCES",
+           "TransistorOutcome", "TransistorDesignResult", "generate_transistor", "PoolRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,8 @@ def model_candidates(spec: Spec, tech: Technology, *, n: int = MODEL_PROPOSALS, 
 
 
 #: Where candidates come from, in order: the templates, then the model's realised proposals.
-CANDIDATE_SOURCES: tuple[Callable[[Spec, Technology], list[Candidate | Skipped]], ...] = (template_candidates,
-                                                                                 model_candidates)
+CANDIDATE_SOURCES: tuple[Callable[[Spec, Technology], list[Candidate | Skipped]], ...] = (
+    template_candidates, model_candidates)
 
 
 class PoolRunner:

@@ -25,8 +25,8 @@ import numpy as np
 from ..technology import Technology
 from .gmid import GmIdTable, OutsideGridError
 
-__all__ = ["CellBuilder", "Bias", "Sized", "W_FINGER_MAX", "N_RES_SEGMENTS", "RES_W_UM", "mim_side_um", "mim_capacitance",
-           "res_segment_l_um", "RealizationError"]
+__all__ = ["CellBuilder", "Bias", "Sized", "W_FINGER_MAX", "N_RES_SEGMENTS", "RES_W_UM", "mim_side_um",
+           "mim_capacitance", "res_segment_l_um", "RealizationError"]
 
 #: Widest finger (um): wider devices get m > 1 (sky130 allows 100 um; 50 um keeps fingers square-ish).
 W_FINGER_MAX = 50.0
