@@ -130,7 +130,20 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default="generate,sizer,random")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/autodesign_sky130.json")
+    ap.add_argument("--range", default=None, metavar="A:B",
+                    help="run only targets A..B-1 (to spread one run over processes; --summary-of joins them)")
+    ap.add_argument("--summary-of", nargs="+", default=None, metavar="JSON",
+                    help="print the table of these runs' rows together (same targets) and exit")
     args = ap.parse_args(argv)
+    if args.summary_of:
+        runs = [json.loads(Path(f).read_text()) for f in args.summary_of]
+        if any(r["targets"] != runs[0]["targets"] for r in runs):
+            raise SystemExit("--summary-of: the runs hold different targets")
+        rows = {(r["method"], r["k"]): r for run in runs for r in run["rows"]}
+        print(summary(list(rows.values()), runs[0]["targets"]))
+        print_winners(list(rows.values()))
+        return 0
+    lo, hi = (int(x) for x in args.range.split(":")) if args.range else (0, args.targets)
     targets = draw_targets(args.targets, args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +154,7 @@ def main(argv=None) -> int:
     for method in args.methods.split(","):
         with KeyedLocalSimulator(timeout_s=180) as sim:
             for k, t in enumerate(targets):
-                if (method, k) in have:
+                if (method, k) in have or not lo <= k < hi:
                     continue          # resumable: finished targets are not run again
                 spec = spec_of(t, k)
                 t0 = time.perf_counter()
@@ -163,12 +176,16 @@ def main(argv=None) -> int:
                       f"I<={t['supply_a_max'] * 1e3:.2f}mA", flush=True)
     print()
     print(summary(done["rows"], targets))
-    wins = [r.get("winner") for r in done["rows"] if r["method"] == "generate" and r["verified"]]
+    print_winners(done["rows"])
+    return 0
+
+
+def print_winners(rows: list[dict]) -> None:
+    wins = [r.get("winner") for r in rows if r["method"] == "generate" and r["verified"]]
     if wins:
         model = sum(1 for w in wins if w and w.startswith("model"))
         print(f"\ngenerate's verified winners: {model} of {len(wins)} a realised model proposal, "
               f"{len(wins) - model} a template")
-    return 0
 
 
 def summary(rows: list[dict], targets: list) -> str:

@@ -173,7 +173,7 @@ def test_json_round_trip(name):
     (lambda d: d.update(format="other"), r"c.json: field 'format' must be"),
     (lambda d: d["params"][2].update(value="big"), r"c.json: params\[2\]: field 'value' must be a number"),
     (lambda d: d["params"][2].update(value=1e6), r"c.json: params\[2\]: l_load=1e\+06 um is outside"),
-    (lambda d: d["params"][2].update(min=0.01), r"c.json: params\[2\]: bounds of l_load \[0.01, 100\] leave"),
+    (lambda d: d["params"][2].update(min=0.01), r"c.json: params\[2\]: bounds of l_load \[0.01, 20\] leave"),
     (lambda d: d["params"].pop(0), r"c.json: body:\d+: '\{ibias\}' names 'ibias', which no .param defines"),
     (lambda d: d["params"].append({**d["params"][0], "name": "w_extra"}), r"c.json: field 'params' does not match"),
     (lambda d: d["body"].insert(1, ".control"), r"c.json: body:10: '.control' runs simulator commands"),
