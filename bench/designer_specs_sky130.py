@@ -111,7 +111,16 @@ def main(argv=None) -> int:
     ap.add_argument("--specs", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/designer_specs_sky130.json")
+    ap.add_argument("--range", default=None, metavar="A:B",
+                    help="run only specs A..B-1 (to spread one run over processes; --summary-of joins them)")
+    ap.add_argument("--summary-of", nargs="+", default=None, metavar="JSON",
+                    help="print the table of these runs' rows together and exit")
     args = ap.parse_args(argv)
+    if args.summary_of:
+        rows = {r["k"]: r for f in args.summary_of for r in json.loads(Path(f).read_text())["rows"]}
+        print(summary(list(rows.values())))
+        return 0
+    lo, hi = (int(x) for x in args.range.split(":")) if args.range else (0, args.specs)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = json.loads(out.read_text()) if out.is_file() else {"seed": args.seed, "rows": []}
@@ -121,7 +130,7 @@ def main(argv=None) -> int:
     # 4 templates x 3 corners: one process each keeps its library loaded
     with KeyedLocalSimulator(timeout_s=180, max_processes=len(TEMPLATES) * len(CORNERS)) as sim:
         for k in range(args.specs):
-            if k in have:
+            if k in have or not lo <= k < hi:
                 continue
             t0 = time.perf_counter()
             template, sizes, worst, tries, own = draw_instance(k, sim, args.seed)
