@@ -36,6 +36,9 @@ def test_the_draw_is_deterministic_and_covers_each_topology_at_several_sizes():
             # every size stays within its bounds and on its grid (with_sizes would raise otherwise)
             assert c.with_sizes(**c.sizes()) == c
             assert any(abs(v / first[k] - 1) > 0.05 for k, v in c.sizes().items())
+    # a template's later slots draw new sizings, never its own sizes again (one row per circuit)
+    many = draw_transistor_circuits(4 * TEMPLATE_EVERY * 2 * 2, seed=3, per_topology=2)
+    assert len({d.circuit.canonical_hash() for d in many}) == len(many)
     # another seed draws other behavioural topologies
     other = draw_transistor_circuits(3 * PER_TOPOLOGY, seed=4)
     assert other[PER_TOPOLOGY].provenance["behavioural_topology"] != a[PER_TOPOLOGY].provenance["behavioural_topology"]

@@ -10,8 +10,9 @@ The draw, slot by slot (a slot is one topology and `per_topology` sizings of it)
   values, realised by cktflow.transistor.realize. A topology that cannot be realised is counted by
   reason in the summary (never stored: there is no transistor circuit to store) and its slot
   moves on to the next draw.
-- sizing 0 is the first sizes themselves; sizing k > 0 moves all transistor lengths by one
-  factor, all transistor widths by another and every bias current by a third (log-uniform in
+- sizing 0 is the first sizes themselves (a template's only in its first slot: the same circuit
+  is stored once); the other sizings move all transistor lengths by one factor, all transistor
+  widths by another and every bias current by a third (log-uniform in
   L_RANGE, W_RANGE, BIAS_RANGE: the choice of L, of gm/Id at a given current, and of the bias),
   then every parameter by its own small factor (JITTER), snapped onto the PDK's grid within the
   parameter's bounds. So the set covers each topology's design space, not one point of it.
@@ -174,8 +175,10 @@ def draw_transistor_circuits(n: int, seed: int = 1, *, pdk: str = "sky130", per_
             prov = {"source": "realised", "generator": GENERATOR_NAME, "seed": seed, "draw": draws,
                     "behavioural": beh.to_dict(), "behavioural_topology": beh.topology_hash(), "s1": z.s1_kind}
         rng = np.random.default_rng([seed, slot])
+        # a template's own sizes once (its first slot); every later slot of it draws all its sizings
+        own_once = prov["source"] == "realised" or slot < TEMPLATE_EVERY * len(names)
         for k in range(min(per_topology, n - len(out))):
-            c = base if k == 0 else _vary(base, rng)
+            c = base if k == 0 and own_once else _vary(base, rng)
             out.append(Drawn(c, slot, {**prov, "slot": slot, "sizing": k}))
         slot += 1
     return out
