@@ -189,7 +189,13 @@ def test_generate_cli_exit_0_and_1_with_files(tmp_path):
     r = run("generate", "--spec", write_spec(tmp_path), "-o", str(out), "--json")
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
-    assert data["success"] and data["candidates"] == 4 and data["screened"] == 4
+    # the four templates and the model's four proposals, each realised or listed as skipped
+    assert data["success"] and data["candidates"] + len(data["skipped"]) == 8
+    assert data["screened"] == data["candidates"] and data["candidates"] > 4
+    assert sum(o["origin"].startswith("model proposal") for o in data["outcomes"]) == data["candidates"] - 4
+    templates_only = run("generate", "--spec", write_spec(tmp_path, name="t"), "-n", "0", "--budget", "4",
+                         "-o", str(tmp_path / "t"), "--json")
+    assert json.loads(templates_only.output)["candidates"] == 4
     v = next(o for o in data["outcomes"] if o["verified"])
     tb = out / v["files"]["testbench"]
     res = subprocess.run(["ngspice", "-b", tb.name], cwd=tb.parent, capture_output=True, text=True, timeout=300)
