@@ -12,7 +12,8 @@ PM (worst - 5 deg, clamped to 45-60 deg), power x1.25, slew x0.8, spot noise x1.
 CMRR and PSRR -6 dB. The specs never reach any training (there is no sky130 model yet).
 
 `generate` then runs on each spec as `cktflow generate` does (the four templates and the model's
-four realised proposals screened at typical, the best two sized: typical first, the other conditions only for points that pass it),
+four realised proposals screened at typical, the best two sized: typical first, the other
+conditions only for points that pass it),
 budget 200; success = its own verification at all nine conditions passes. Simulations are counted
 as in bench/autodesign_sky130.py (up to the first point that met the spec, each condition run one).
 

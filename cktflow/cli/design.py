@@ -122,9 +122,9 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
     that cannot be realised is reported and skipped): each is simulated once at typical, the most
     promising --top-k are sized (--budget simulations in all, each condition run of a point counting
     one), and the ones that meet the spec are verified with every testbench at every corner and
-    temperature (a claim the verification rejects hands its place to the next candidate). Per circuit OUT holds
-    the subcircuit, a plain-ngspice testbench, xschem and KiCad schematics, Bode and step plots and
-    the operating-point table; report.md ranks them by worst-case margin. Exit 0 when at least one
+    temperature (a claim the verification rejects hands its place to the next candidate). Per
+    circuit OUT holds the subcircuit, a plain-ngspice testbench, xschem and KiCad schematics, Bode
+    and step plots and the operating-point table; report.md ranks them by worst-case margin. Exit 0 when at least one
     circuit is verified at every condition, 1 otherwise (the nearest miss is reported).
     """
     from pathlib import Path

@@ -84,7 +84,7 @@ def model_candidates(spec: Spec, tech: Technology, *, n: int = MODEL_PROPOSALS, 
     c = spec.conditions
     at = Conditions(vdd=c.vdd if c and c.vdd is not None else REALIZATION_CONDITIONS.vdd,
                     vcm=c.vcm if c and c.vcm is not None else REALIZATION_CONDITIONS.vcm,
-                    cl=c.load_cap if c and c.load_cap is not None else REALIZATION_CONDITIONS.cl)
+                    cl=c.load_cap if c and c.load_cap is not None else Conditions().cl)   # a template's default load
     out = []
     for k, proposal in enumerate(propose(spec, n, checkpoint=checkpoint, guidance=guidance, refine=refine,
                                          seed=seed)):
