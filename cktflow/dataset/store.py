@@ -55,6 +55,8 @@ def default_db_path() -> Path:
 
 def circuit_from_json(text: str):
     """A stored circuit: a transistor circuit (its JSON opens with its format) or a behavioural one."""
+    if not isinstance(text, str):
+        raise TypeError(f"a stored circuit is JSON text, not {type(text).__name__}")
     if text.startswith('{"format": "cktflow.transistor-circuit"'):
         from ..transistor import TransistorCircuit
         return TransistorCircuit.from_json(text)
