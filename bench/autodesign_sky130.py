@@ -105,9 +105,38 @@ def run_random(spec, sim, seed):
     return False, None, BUDGET, None
 
 
-def run_generate(spec, sim, seed):
-    sources = (template_candidates, partial(model_candidates, seed=seed))
-    r = generate_transistor(spec, sim, sources=sources, budget=BUDGET, seed=seed)
+#: What `generate` starts from, per compared variant (issue 20): "behavioural" the templates and the
+#: behavioural model's realised proposals (the sky130 design issue's generate); "sky130" those and
+#: the stored circuits nearest the spec, every one's sizes refined by the sky130 predictor;
+#: "retrieval" the stored circuits nearest the spec at their stored sizes, nothing else.
+VARIANTS = ("behavioural", "sky130", "retrieval")
+
+
+def generate_sources(variant: str, seed: int):
+    from cktflow.flow.transistor_proposals import stored_candidates
+    if variant == "behavioural":
+        return (template_candidates, partial(model_candidates, seed=seed))
+    if variant == "sky130":
+        return (template_candidates, partial(model_candidates, seed=seed), stored_candidates)
+    if variant == "retrieval":
+        return (stored_candidates,)
+    raise ValueError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
+
+
+def variant_predictor(variant: str):
+    """The shipped sky130 predictor for the "sky130" variant, else None."""
+    if variant != "sky130":
+        return None
+    from cktflow.model.sizing_predictor import load_sizing_predictor, shipped_sizing_predictor
+    path = shipped_sizing_predictor("sky130")
+    if path is None:
+        raise SystemExit("no shipped sky130 predictor (cktflow/model/weights/sky130_predictor.pt)")
+    return load_sizing_predictor(path)
+
+
+def run_generate(spec, sim, seed, variant: str = "behavioural", predictor=None):
+    r = generate_transistor(spec, sim, sources=generate_sources(variant, seed), budget=BUDGET, seed=seed,
+                            predictor=predictor)
     ok = bool(r.verified)
     # simulations until the winner met the spec: the screen of every candidate, then its sizing
     sims = None

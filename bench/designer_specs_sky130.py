@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from autodesign_sky130 import WITHIN, run_generate  # noqa: E402
+from autodesign_sky130 import VARIANTS, WITHIN, run_generate, variant_predictor  # noqa: E402
 
 from cktflow.spec import parse_spec  # noqa: E402
 from cktflow.technology import load_technology  # noqa: E402
@@ -112,6 +112,10 @@ def main(argv=None) -> int:
     ap.add_argument("--specs", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/designer_specs_sky130.json")
+    ap.add_argument("--variant", default="behavioural", choices=VARIANTS,
+                    help="what generate starts from: the templates and the behavioural model's realised proposals "
+                         "(behavioural); those and the stored sky130 circuits nearest the spec, sizes refined by the "
+                         "sky130 predictor (sky130); the stored circuits only (retrieval)")
     ap.add_argument("--range", default=None, metavar="A:B",
                     help="run only specs A..B-1 (to spread one run over processes; --summary-of joins them)")
     ap.add_argument("--summary-of", nargs="+", default=None, metavar="JSON",
@@ -124,9 +128,10 @@ def main(argv=None) -> int:
     lo, hi = (int(x) for x in args.range.split(":")) if args.range else (0, args.specs)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = json.loads(out.read_text()) if out.is_file() else {"seed": args.seed, "rows": []}
-    if done["seed"] != args.seed:
-        raise SystemExit(f"{out}: holds a run with another --seed; give another --out")
+    done = json.loads(out.read_text()) if out.is_file() else {"seed": args.seed, "variant": args.variant, "rows": []}
+    if done["seed"] != args.seed or done.get("variant", "behavioural") != args.variant:
+        raise SystemExit(f"{out}: holds a run with another --seed or --variant; give another --out")
+    predictor = variant_predictor(args.variant)
     have = {r["k"] for r in done["rows"]}
     # 4 templates x 3 corners: one process each keeps its library loaded
     with KeyedLocalSimulator(timeout_s=180, max_processes=len(TEMPLATES) * len(CORNERS)) as sim:
@@ -144,7 +149,7 @@ def main(argv=None) -> int:
                 spec = spec_of(k, worst, own)
                 row["spec"] = {b.metric: {"min": b.min, "max": b.max} for b in spec.targets}
                 t1 = time.perf_counter()
-                ok, sims, spent, circuit, res = run_generate(spec, sim, args.seed + k)
+                ok, sims, spent, circuit, res = run_generate(spec, sim, args.seed + k, args.variant, predictor)
                 row.update(verified=bool(ok), sims_to_success=sims if ok else None, simulations=spent,
                            winner=res.verified[0].candidate.origin if ok else None,
                            seconds=time.perf_counter() - t1, skipped=False)

@@ -80,10 +80,14 @@ def size_transistor_command(spec, circuit_path, budget, batch, margin, seed, his
 
 def generate_transistor_command(spec, budget, top_k, want, seed, out, force, workers, ray_address, as_json,
                                 model: dict):
-    """`model`: model_candidates' options (n, checkpoint, guidance, refine)."""
+    """`model`: model_candidates' options (n, checkpoint, guidance, refine). `n` also counts the stored
+    circuits nearest the spec (the PDK's dataset store, when there is one); `refine` also moves every
+    candidate's first sizes with the PDK's shipped predictor (when there is one)."""
     from functools import partial
 
     from cktflow.flow.transistor_design import generate_transistor, model_candidates, template_candidates
+    from cktflow.flow.transistor_proposals import stored_candidates
+    from cktflow.model.sizing_predictor import load_sizing_predictor, shipped_sizing_predictor
     from cktflow.flow.transistor_output import write_transistor_report
     from cktflow.technology import PdkNotInstalledError
 
@@ -92,13 +96,18 @@ def generate_transistor_command(spec, budget, top_k, want, seed, out, force, wor
     say = None if as_json else (lambda msg: click.echo(msg, err=True))
     with quiet_stdout(as_json), simulator(workers, ray_address, not as_json) as sim:
         try:
-            sources = (template_candidates, partial(model_candidates, seed=seed, **model))
+            sources = (template_candidates, partial(model_candidates, seed=seed, **model),
+                       partial(stored_candidates, n=model["n"]))
+            shipped = shipped_sizing_predictor(spec.pdk) if model["refine"] else None
+            predictor = load_sizing_predictor(shipped) if shipped is not None else None
             result = generate_transistor(spec, sim, sources=sources, budget=budget, top_k=top_k, want=want, seed=seed,
-                                         history_dir=out_dir / "sizing", progress=not as_json, on_progress=say)
+                                         history_dir=out_dir / "sizing", progress=not as_json, on_progress=say,
+                                         predictor=predictor)
         except (ValueError, PdkNotInstalledError) as exc:
             raise InputProblem(str(exc)) from None
         data = write_transistor_report(result, out_dir, {"seed": seed, "budget": budget, "top_k": top_k,
                                                          "model_proposals": model["n"],
+                                                         "predictor": str(shipped) if shipped else None,
                                                          "checkpoint": str(model["checkpoint"] or "shipped")})
     if as_json:
         echo_json({**data, "out": str(out_dir)})

@@ -189,11 +189,13 @@ def _history(history_dir: Path | None, i: int, cand: Candidate) -> Path | None:
 
 def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = CANDIDATE_SOURCES,
                         budget: int = 200, top_k: int = 2, want: int = 1, seed: int = 0, config=None,
-                        history_dir: str | Path | None = None, progress: bool = False,
+                        history_dir: str | Path | None = None, progress: bool = False, predictor=None,
                         on_progress: Callable[[str], None] | None = None) -> TransistorDesignResult:
     """From a transistor-level spec to verified circuits within `budget` simulations (screening and
     sizing; the verification runs come on top and are counted apart). See the module docstring.
-    `simulator`: a LocalSimulator or a SimPool."""
+    `simulator`: a LocalSimulator or a SimPool. `predictor`: a transistor-level performance
+    predictor (cktflow.model.sizing_predictor) that moves every candidate's first sizes toward the
+    spec before the screen (cktflow.flow.transistor_proposals.refine_candidates); None: as they come."""
     from ..sizing.transistor import TRANSISTOR_CONFIG, size_transistor
 
     if budget < 1 or top_k < 1 or want < 1:
@@ -208,16 +210,19 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
     hdir = Path(history_dir) if history_dir is not None else None
     runner = PoolRunner(simulator) if hasattr(simulator, "map") else simulator
     seen, cands, skipped = set(), [], []
-    for source in sources:
-        for c in source(spec, tech):
-            if isinstance(c, Skipped):
-                skipped.append(c)
-                say(f"skipped {c.origin}: {c.reason}")
-                continue
-            h = c.circuit.canonical_hash()
-            if h not in seen:
-                seen.add(h)
-                cands.append(c)
+    proposed = [c for source in sources for c in source(spec, tech)]
+    if predictor is not None:
+        from .transistor_proposals import refine_candidates
+        proposed = refine_candidates(proposed, spec, predictor, seed=seed, on_progress=say)
+    for c in proposed:
+        if isinstance(c, Skipped):
+            skipped.append(c)
+            say(f"skipped {c.origin}: {c.reason}")
+            continue
+        h = c.circuit.canonical_hash()
+        if h not in seen:
+            seen.add(h)
+            cands.append(c)
     if not cands:
         raise ValueError(f"no candidate topologies for {tech.name}")
 

@@ -1,0 +1,158 @@
+"""The transistor-level predictor (cktflow.model.sizing_predictor): the device graph it reads, training
+on a real sky130 store (measured by real ngspice on a local Ray pool), the accuracy table, the
+refinement of sizes, the stored candidates and `cktflow train --pdk`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pdk_required import require_pdk
+
+require_pdk()
+
+from cktflow.dataset import Dataset  # noqa: E402
+from cktflow.dataset.transistor_build import build_transistor_dataset  # noqa: E402
+from cktflow.flow.transistor_design import Candidate, Skipped  # noqa: E402
+from cktflow.flow.transistor_proposals import refine_candidates, stored_candidates  # noqa: E402
+from cktflow.model.device_graph import DEVICE_TYPES, ROLES, DeviceGraph, same_graph_batch  # noqa: E402
+from cktflow.model.sizing_predictor import (PREDICTED_METRICS, accuracy_table, labelled_examples,  # noqa: E402
+                                            load_sizing_predictor, predict_circuits, refine_sizes,
+                                            save_sizing_predictor, train_sizing_predictor)
+from cktflow.sizing.transistor import TransistorSpace  # noqa: E402
+from cktflow.spec import parse_spec  # noqa: E402
+from cktflow.technology import load_technology  # noqa: E402
+from cktflow.transistor import from_template  # noqa: E402
+from cli import main  # noqa: E402
+
+SPEC = """name: t
+pdk: sky130
+targets:
+  gain_db: {min: 40}
+  power_w: {max: 200uW}
+"""
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A real sky130 store: a template and realised topologies, 4 sizings each, measured."""
+    db = tmp_path_factory.mktemp("sky") / "sky130.sqlite"
+    build_transistor_dataset(16, seed=2, db_path=db, per_topology=4, num_workers=2, progress=False)
+    return db
+
+
+@pytest.fixture(scope="module")
+def trained(store):
+    with Dataset.open(store) as ds:
+        data = labelled_examples(ds.records())
+    return data, train_sizing_predictor(data, epochs=60, d=32, layers=2, members=2, seed=0)
+
+
+def test_the_graph_reads_devices_nets_roles_and_sizes():
+    c = from_template("ota5t")
+    g = DeviceGraph.of(c)
+    elements = [ln for ln in c.body.splitlines() if ln.strip() and not ln.strip().startswith((".", "*"))]
+    assert g.devices == len(elements)
+    # every MOS meets four nets (d g s b), every other element two or three
+    per_device = g.incidence.sum(axis=(0, 1))
+    kinds = [DEVICE_TYPES[t] for t in g.types]
+    assert all(per_device[i] == 4 for i, k in enumerate(kinds) if k in ("nmos", "pmos"))
+    # some device has its gate on inp: the input pair
+    inp = list(g.ports).index(1 + ["inp", "inn", "out", "vdd", "vss"].index("inp"))
+    assert g.incidence[ROLES.index("g"), inp].sum() >= 1
+    # features follow the sizes: moving one parameter moves only the devices it sizes
+    x = np.array([[p.value for p in c.params]])
+    name = next(p.name for p in c.params if p.name.startswith("w"))
+    y = x.copy()
+    y[0, list(g.params).index(name)] *= 10
+    a, b = g.features(x)[0], g.features(y)[0]
+    moved = np.nonzero(np.abs(a - b).sum(axis=1) > 1e-6)[0]
+    assert len(moved) >= 1 and np.allclose(np.abs(a - b)[moved].max(), 1.0)      # one decade of W
+    assert len(moved) < g.devices
+    batch = same_graph_batch(g, np.repeat(x, 5, axis=0))
+    assert batch.feats.shape == (5, g.devices, 4) and int(batch.e_valid.sum()) == 5 * len(g.edges)
+
+
+def test_a_netlist_with_an_unknown_element_is_refused_with_its_name():
+    c = from_template("ota5t")
+    bad = c.__class__(c.name, c.pdk, c.body.replace(".ends", "e1 out 0 inp 0 1\n.ends"), c.params)
+    with pytest.raises(ValueError, match="e1"):
+        DeviceGraph.of(bad)
+
+
+def test_training_learns_the_store_and_the_table_reports_skill(trained):
+    data, model = trained
+    assert len(data) >= 8 and data.y.shape[1] == len(PREDICTED_METRICS)
+    rows = {r["metric"]: r for r in accuracy_table(model, data)}
+    # on what it was trained on, it must beat the constant predictor clearly (power spans decades here)
+    assert rows["power_w"]["mae"] < 0.5 * rows["power_w"]["baseline_mae"]
+    assert rows["area_um2"]["mae"] < 0.5 * rows["area_um2"]["baseline_mae"]
+    assert "accuracy" in rows["all_saturated"]
+    perf = predict_circuits(model, [data.circuits[0]])[0]
+    assert perf.power_w > 0 and perf.get("slew_v_per_s") is not None and isinstance(perf.stable, bool)
+
+
+def test_save_and_load_give_the_same_predictions(trained, tmp_path):
+    data, model = trained
+    save_sizing_predictor(model, tmp_path / "p.pt")
+    again = load_sizing_predictor(tmp_path / "p.pt")
+    a = predict_circuits(model, data.circuits[:3])
+    b = predict_circuits(again, data.circuits[:3])
+    assert [p.to_dict() for p in a] == [p.to_dict() for p in b]
+    with pytest.raises(ValueError, match="not a transistor-level predictor"):
+        import torch
+        torch.save({"kind": "other"}, tmp_path / "o.pt")
+        load_sizing_predictor(tmp_path / "o.pt")
+
+
+def test_refinement_lowers_the_predicted_shortfall_within_bounds_and_trust(trained):
+    _, model = trained
+    spec = parse_spec(SPEC)
+    c = from_template("ota5t")
+    r = refine_sizes(model, c, spec, trust_decades=0.5, iterations=4, population=64)
+    assert r.predicted_shortfall <= r.start_shortfall
+    space = TransistorSpace.of(r.circuit)
+    for p in r.circuit.params:
+        own = c.param(p.name).value
+        assert p.low <= p.value <= p.high
+        assert abs(np.log10(p.value / own)) <= 0.5 + 0.05          # the trust region (grid snapping aside)
+    assert space.snap(list(r.circuit.sizes().values())) == list(r.circuit.sizes().values())
+    # candidates: a refined one says so, a Skipped passes through
+    out = refine_candidates([Candidate(c, "template ota5t"), Skipped("x", "why")], spec, model)
+    assert isinstance(out[1], Skipped)
+    assert out[0].circuit is c or out[0].origin.endswith("predictor-refined")
+
+
+def test_stored_candidates_are_the_nearest_distinct_topologies(store):
+    spec = parse_spec(SPEC)
+    tech = load_technology("sky130")
+    got = stored_candidates(spec, tech, n=2, db=store)
+    assert 1 <= len(got) <= 2
+    assert len({g.circuit.topology_hash() for g in got}) == len(got)
+    with Dataset.open(store) as ds:
+        rows = [r for r in ds.records() if r.performance is not None]
+    best = min(spec.shortfall(r.performance) for r in rows)
+    assert f"{best:.2g}" in got[0].origin
+    assert stored_candidates(spec, tech, db=store.parent / "none.sqlite") == []
+    test_only = stored_candidates(spec, tech, n=10, db=store, split="test")
+    with Dataset.open(store) as ds:
+        test_topos = {r.topology_hash for r in ds.records() if r.split == "test"}
+    assert {g.circuit.topology_hash() for g in test_only} <= test_topos
+
+
+def test_the_cli_trains_measures_and_refuses_a_missing_store(store, tmp_path):
+    out = tmp_path / "p"
+    r = CliRunner().invoke(main, ["train", "--pdk", "sky130", "--db", str(store), "--epochs", "2", "--out", str(out),
+                                  "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert (out / "sky130_predictor.pt").is_file() and data["train_circuits"] > 0
+    assert json.loads((out / "accuracy.json").read_text())["epochs"] == 2
+    r = CliRunner().invoke(main, ["train", "--pdk", "sky130", "--db", str(tmp_path / "none.sqlite"),
+                                  "--out", str(tmp_path / "q")])
+    assert r.exit_code == 2 and "none.sqlite" in r.output
+    r = CliRunner().invoke(main, ["train", "--pdk", "nosuchpdk", "--out", str(tmp_path / "q")])
+    assert r.exit_code == 2 and "nosuchpdk" in r.output
