@@ -156,3 +156,56 @@ def test_the_cli_trains_measures_and_refuses_a_missing_store(store, tmp_path):
     assert r.exit_code == 2 and "none.sqlite" in r.output
     r = CliRunner().invoke(main, ["train", "--pdk", "nosuchpdk", "--out", str(tmp_path / "q")])
     assert r.exit_code == 2 and "nosuchpdk" in r.output
+
+
+def test_the_transistor_flywheel_appends_verified_circuits_fine_tunes_and_resumes(store, trained, tmp_path):
+    import shutil
+    db = tmp_path / "fly.sqlite"
+    shutil.copyfile(store, db)
+    _, model = trained
+    save_sizing_predictor(model, tmp_path / "start.pt")
+    specs = tmp_path / "specs.yaml"
+    specs.write_text("- name: easy\n  pdk: sky130\n  conditions: {corners: [tt], temperatures: [27]}\n"
+                     "  targets:\n    gain_db: {min: 30}\n    power_w: {max: 1mW}\n")
+    with Dataset.open(db) as ds:
+        before = set(ds.hashes())
+    args = ["flywheel", "--spec", str(specs), "--pdk", "sky130", "--rounds", "1", "--dataset", str(db),
+            "--checkpoint", str(tmp_path / "start.pt"), "-n", "1", "--budget", "30", "--epochs", "2",
+            "--out", str(tmp_path / "run"), "--json"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    (round1,) = json.loads(r.output)["rounds"]
+    assert round1["success"] == 1
+    # the winner is appended unless the store holds it already (a stored circuit or a template at its sizes)
+    new_winner = round1["rows"][0]["winner_hash"] not in before
+    assert round1["appended"] == int(new_winner)
+    assert round1["accuracy_before"] and round1["accuracy_after"]
+    assert (tmp_path / "run" / "round-1" / "predictor" / "sky130_predictor.pt").is_file()
+    with Dataset.open(db) as ds:
+        after = set(ds.hashes())
+    assert len(after) == len(before) + int(new_winner)
+    # a rerun into the same folder reads the finished round back: nothing appended twice
+    r = CliRunner().invoke(main, args[:-1] + ["--force", "--json"])
+    assert r.exit_code == 0, r.output
+    with Dataset.open(db) as ds:
+        assert set(ds.hashes()) == after
+
+
+def test_a_verified_circuit_is_stored_at_the_store_condition_with_its_verification(tmp_path):
+    from cktflow.flow.transistor_design import generate_transistor, template_candidates
+    from cktflow.flow.transistor_flywheel import append_verified_transistor
+    from cktflow.transistor.jobs import KeyedLocalSimulator
+
+    spec = parse_spec("name: e\npdk: sky130\nconditions: {corners: [tt], temperatures: [27], load_cap: 2pF}\n"
+                      "targets:\n  gain_db: {min: 30}\n  power_w: {max: 1mW}\n")
+    with KeyedLocalSimulator(timeout_s=120) as sim:
+        res = generate_transistor(spec, sim, sources=(template_candidates,), budget=20)
+        assert res.verified
+        db = tmp_path / "s.sqlite"
+        assert append_verified_transistor(res, db, {"flywheel_round": 1}, sim) == 1
+        assert append_verified_transistor(res, db, {"flywheel_round": 1}, sim) == 0      # no duplicates
+    with Dataset.open(db) as ds:
+        (row,) = ds.records()
+    assert row.split == "train" and row.performance is not None and row.performance.power_w > 0
+    assert row.provenance["conditions"]["cl"] == 5e-12          # the store's condition, not the spec's 2 pF
+    assert row.provenance["verification"][0]["conditions"]["cl"] == 2e-12

@@ -203,21 +203,29 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
 @spec_option(help="YAML list of specs (each item shaped like a spec file).", aliases=("--specs",))
 @click.option("--rounds", type=click.IntRange(1), default=2, show_default=True,
               help="Rounds of generate -> append verified circuits -> fine-tune.")
+@click.option("--pdk", metavar="NAME",
+              help="Design every spec as a transistor op-amp on this PDK (specs that name a pdk need no flag): "
+                   "the verified circuits go to the PDK's store and its performance predictor is fine-tuned.")
 @click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False),
-              help="Dataset the verified circuits are appended to and fine-tuned on (default: the built one).")
-@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Starting model (default: the shipped one).")
-@click.option("-n", "n", type=click.IntRange(1), default=32, show_default=True, help="Candidates per spec.")
-@click.option("--top-k", type=click.IntRange(1), default=4, show_default=True, help="Candidates sized per spec.")
+              help="Dataset the verified circuits are appended to and fine-tuned on (default: the built one; "
+                   "at a PDK <cache>/data/<pdk>.sqlite).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False),
+              help="Starting model (default: the shipped one); at a PDK the starting predictor.")
+@click.option("-n", "n", type=click.IntRange(1), default=None,
+              help="Candidates per spec [default: 32; at a PDK 4 model proposals and 4 stored circuits].")
+@click.option("--top-k", type=click.IntRange(1), default=None,
+              help="Candidates sized per spec [default: 4; at a PDK 2].")
 @click.option("--budget", type=click.IntRange(1), default=200, show_default=True,
               help="ngspice simulations per spec, first simulations included.")
-@click.option("--epochs", type=click.IntRange(1), default=3, show_default=True, help="Fine-tune epochs per round.")
+@click.option("--epochs", type=click.IntRange(1), default=None,
+              help="Fine-tune epochs per round [default: 3; the PDK predictor's 20].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of sampling, sizing and fine-tuning.")
 @out_option("Folder of the run (per round: spec reports, sizing histories, the fine-tuned model).", folder=True,
             default="runs/flywheel")
 @force_option
 @pool_options
 @json_option
-def flywheel_command(spec_path, rounds, dataset_path, checkpoint, n, top_k, budget, epochs, seed, out, force,
+def flywheel_command(spec_path, rounds, pdk, dataset_path, checkpoint, n, top_k, budget, epochs, seed, out, force,
                      workers, ray_address, as_json):
     """Run the flywheel: per round, generate for every spec, append the verified circuits (with their
     provenance) to the dataset, and fine-tune the model on the grown training split; the next round
@@ -231,10 +239,19 @@ def flywheel_command(spec_path, rounds, dataset_path, checkpoint, n, top_k, budg
         specs = load_spec_list(spec_path)
     except SpecError as exc:
         raise InputProblem(str(exc)) from None
-    for s in specs:
-        if s.level != "behavioural":
-            raise InputProblem(f"{spec_path}: spec '{s.name}' is for transistor op-amps (pdk: {s.pdk}); "
-                               "`cktflow flywheel` designs behavioural circuits only so far")
+    if pdk is not None:
+        try:
+            specs = [s if s.pdk == pdk else s.with_pdk(pdk) for s in specs]
+        except SpecError as exc:
+            raise InputProblem(str(exc)) from None
+    levels = {s.level for s in specs}
+    if len(levels) > 1 or len({s.pdk for s in specs}) > 1:
+        raise InputProblem(f"{spec_path}: the specs mix levels or PDKs; one flywheel run designs at one")
+    if levels == {"transistor"}:
+        _transistor_flywheel(specs, rounds, dataset_path, checkpoint, n, top_k, budget, epochs, seed, out, force,
+                             workers, ray_address, as_json)
+        return
+    n, top_k, epochs = n or 32, top_k or 4, epochs or 3
     checkpoint_arg(checkpoint)
     output_folder(out, force)
     one_torch_thread()
@@ -253,6 +270,40 @@ def flywheel_command(spec_path, rounds, dataset_path, checkpoint, n, top_k, budg
                                  top_k=top_k, budget=budget, finetune_epochs=epochs, seed=seed, pool=pool,
                                  progress=not as_json, on_round=show)
         except (ValueError, FileNotFoundError) as exc:
+            raise InputProblem(str(exc)) from None
+    if as_json:
+        echo_json({"rounds": summaries})
+    sys.exit(EXIT_MET if summaries and summaries[-1]["success"] else EXIT_NOT_MET)
+
+
+def _transistor_flywheel(specs, rounds, dataset_path, checkpoint, n, top_k, budget, epochs, seed, out, force,
+                         workers, ray_address, as_json):
+    from cktflow.flow.transistor_design import MODEL_PROPOSALS
+    from cktflow.flow.transistor_flywheel import flywheel_transistor
+    from cktflow.technology import PdkNotInstalledError
+
+    from .design_transistor import simulator
+
+    output_folder(out, force)
+    one_torch_thread()
+
+    def show(summary):
+        if not as_json:
+            sps = summary["simulations_per_success"]
+            click.echo(f"round {summary['round']}: {summary['success']}/{summary['specs']} specs met "
+                       f"({100 * summary['success_rate']:.0f} %), "
+                       f"{'-' if sps is None else f'{sps:.1f}'} simulations per success, "
+                       f"{summary['appended']} circuit(s) appended"
+                       + (f", predictor fine-tuned on {summary['train_circuits']} circuits"
+                          if summary["train_circuits"] else ""))
+
+    with quiet_stdout(as_json), simulator(workers, ray_address, progress=False) as sim:
+        try:
+            summaries = flywheel_transistor(specs, rounds, out, dataset_path=dataset_path, predictor_path=checkpoint,
+                                            n=n or MODEL_PROPOSALS, top_k=top_k or 2, budget=budget,
+                                            finetune_epochs=epochs, seed=seed, pool=sim, progress=not as_json,
+                                            on_round=show)
+        except (ValueError, FileNotFoundError, PdkNotInstalledError) as exc:
             raise InputProblem(str(exc)) from None
     if as_json:
         echo_json({"rounds": summaries})
