@@ -189,10 +189,12 @@ def test_generate_cli_exit_0_and_1_with_files(tmp_path):
     r = run("generate", "--spec", write_spec(tmp_path), "-o", str(out), "--json")
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
-    # the four templates and the model's four proposals, each realised or listed as skipped
-    assert data["success"] and data["candidates"] + len(data["skipped"]) == 8
+    # the four templates and the model's four proposals, each realised or listed as skipped (and the stored
+    # circuits nearest the spec when this machine has a sky130 store)
+    stored = sum(o["origin"].startswith("stored circuit") for o in data["outcomes"])
+    assert data["success"] and data["candidates"] + len(data["skipped"]) == 8 + stored
     assert data["screened"] == data["candidates"] and data["candidates"] > 4
-    assert sum(o["origin"].startswith("model proposal") for o in data["outcomes"]) == data["candidates"] - 4
+    assert sum(o["origin"].startswith("model proposal") for o in data["outcomes"]) == data["candidates"] - 4 - stored
     templates_only = run("generate", "--spec", write_spec(tmp_path, name="t"), "-n", "0", "--budget", "4",
                          "-o", str(tmp_path / "t"), "--json")
     assert json.loads(templates_only.output)["candidates"] == 4

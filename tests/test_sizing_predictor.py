@@ -112,13 +112,14 @@ def test_refinement_lowers_the_predicted_shortfall_within_bounds_and_trust(train
     _, model = trained
     spec = parse_spec(SPEC)
     c = from_template("ota5t")
-    r = refine_sizes(model, c, spec, trust_decades=0.5, iterations=4, population=64)
+    r = refine_sizes(model, c, spec, iterations=4, population=64)
     assert r.predicted_shortfall <= r.start_shortfall
     space = TransistorSpace.of(r.circuit)
     for p in r.circuit.params:
         own = c.param(p.name).value
         assert p.low <= p.value <= p.high
-        assert abs(np.log10(p.value / own)) <= 0.5 + 0.05          # the trust region (grid snapping aside)
+        # within the dataset's spread: a collective factor (at most 3x for bias) times a 1.15 jitter
+        assert abs(np.log10(p.value / own)) <= np.log10(3 * 1.15) + 0.02
     assert space.snap(list(r.circuit.sizes().values())) == list(r.circuit.sizes().values())
     # candidates: a refined one says so, a Skipped passes through
     out = refine_candidates([Candidate(c, "template ota5t"), Skipped("x", "why")], spec, model)

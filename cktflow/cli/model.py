@@ -161,12 +161,18 @@ def _train_pdk_predictor(pdk, db, out, force, epochs, seed, threads, finetune, c
              f"{summary['seconds']:.0f} s); weights in {summary['predictor']}"
              + (f", installed as {summary['shipped']}" if ship else ""),
              f"test split: {summary['test_circuits']} circuits of {summary['test_topologies']} unseen topologies"]
+    held = {r["metric"]: r for r in summary["accuracy_held_out_sizings"]}
+    lines[-1] += f"; in brackets: {summary['held_out_sizings']} held-out sizings of seen topologies"
     for r in summary["accuracy"]:
+        h = held.get(r["metric"], {})
         if "mae" in r:
-            lines.append(f"  {r['metric']:<20} MAE {r['mae']:.3g} {r['unit']:<8} within one spec scale "
-                         f"{100 * r['within_scale']:.0f} % (training mean: MAE {r['baseline_mae']:.3g})")
+            lines.append(f"  {r['metric']:<20} MAE {r['mae']:.3g} {r['unit']:<8} [{h.get('mae', float('nan')):.3g}]  "
+                         f"within one spec scale {100 * r['within_scale']:.0f} % "
+                         f"[{100 * h.get('within_scale', float('nan')):.0f} %]  "
+                         f"(training mean: MAE {r['baseline_mae']:.3g})")
         else:
             lines.append(f"  {r['metric']:<20} right {100 * r['accuracy']:.0f} % "
+                         f"[{100 * h.get('accuracy', float('nan')):.0f} %]  "
                          f"(training majority: {100 * r['baseline_accuracy']:.0f} %)")
     emit(as_json, summary, "\n".join(lines))
 

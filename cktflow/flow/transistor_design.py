@@ -31,25 +31,14 @@ from typing import Callable, Sequence
 from ..spec import Spec
 from ..technology import Technology, load_technology
 from ..transistor import TransistorCircuit, from_template, templates
+from .candidates import Candidate, Skipped
+from .transistor_proposals import refine_candidates
 from .transistor import TransistorDesign, TransistorReport, conditions_of, verify_transistor
 
 __all__ = ["Candidate", "Skipped", "template_candidates", "model_candidates", "MODEL_PROPOSALS", "CANDIDATE_SOURCES",
            "TransistorOutcome", "TransistorDesignResult", "generate_transistor", "PoolRunner"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    circuit: TransistorCircuit
-    origin: str                  # where it came from, e.g. "template miller2"
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """What a source could not turn into a candidate, and why: the report lists it."""
-    origin: str
-    reason: str
 
 
 def template_candidates(spec: Spec, tech: Technology) -> list[Candidate]:
@@ -212,7 +201,6 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
     seen, cands, skipped = set(), [], []
     proposed = [c for source in sources for c in source(spec, tech)]
     if predictor is not None:
-        from .transistor_proposals import refine_candidates
         proposed = refine_candidates(proposed, spec, predictor, seed=seed, on_progress=say)
     for c in proposed:
         if isinstance(c, Skipped):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..spec import Spec
 from ..technology import Technology
+from .candidates import Candidate
 
 __all__ = ["stored_candidates", "refine_candidates", "STORED_PROPOSALS"]
 
@@ -44,7 +45,6 @@ def stored_candidates(spec: Spec, tech: Technology, *, n: int = STORED_PROPOSALS
     netlist shape), as Candidates. Empty when there is no store. `split`: only rows of that split
     (a benchmark keeps its test topologies out)."""
     from ..dataset.transistor_build import default_transistor_db
-    from .transistor_design import Candidate
 
     if n < 1:
         return []
@@ -74,7 +74,6 @@ def stored_candidates(spec: Spec, tech: Technology, *, n: int = STORED_PROPOSALS
 def refine_candidates(cands: list, spec: Spec, predictor, *, seed: int = 0, on_progress=None) -> list:
     """Each Candidate with its sizes moved by the predictor toward the spec (module docstring)."""
     from ..model.sizing_predictor import refine_sizes
-    from .transistor_design import Candidate
 
     out = []
     for i, c in enumerate(cands):

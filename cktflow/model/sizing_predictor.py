@@ -460,40 +460,56 @@ class Refined:
 
 
 def refine_sizes(model: SizingPredictor, circuit: TransistorCircuit, spec, *, iterations: int = 8,
-                 population: int = 256, elite: int = 24, trust_decades: float = 0.5, margin: float = 0.1,
-                 seed: int = 0) -> Refined:
-    """Move a circuit's sizes to where every member predicts the spec met with `margin` to spare
-    (cross-entropy search in log sizes; sizes stay within `trust_decades` of the circuit's own,
-    the spread of the dataset's sizings around their first sizes, and within their PDK bounds).
-    Returns the circuit itself when no sizing is predicted better than its own."""
+                 population: int = 256, elite: int = 24, margin: float = 0.1, seed: int = 0) -> Refined:
+    """Move a circuit's sizes to where every member predicts the spec met with `margin` to spare.
+
+    The search stays where the data is: the dataset (cktflow.dataset.transistor_build) varies a
+    circuit around its own sizes by one factor on all lengths, one on all widths and one on all bias
+    currents, and a small jitter on each parameter, so the refinement moves the same way within
+    the same ranges (a cross-entropy search over those 3 factors and the jitters). Moving one
+    length alone by a decade would put the predictor where it has never seen a circuit, and a
+    search finds a predictor's mistakes there first. Returns the circuit itself when no sizing
+    is predicted better than its own."""
+    from ..dataset.transistor_build import BIAS_RANGE, JITTER, L_RANGE, W_RANGE
     from ..sizing.transistor import TransistorSpace
     space = TransistorSpace.of(circuit)
     graph = DeviceGraph.of(circuit)
     order = [space.names.index(p) for p in graph.params]
     rng = np.random.default_rng(seed)
     x0 = np.log10(np.asarray(space.start(), dtype=np.float64))
-    lo = np.maximum(np.log10([b[0] for b in space.bounds]), x0 - trust_decades)
-    hi = np.minimum(np.log10([b[1] for b in space.bounds]), x0 + trust_decades)
+    p = len(x0)
+    # which collective factor moves each parameter: 0 lengths, 1 widths, 2 bias currents, -1 none
+    group = np.array([0 if k == "mos.l" else 1 if k == "mos.w" else 2 if k in ("i", "A") else -1
+                      for _, k in space.keys])
+    ranges = [L_RANGE, W_RANGE, BIAS_RANGE]
+    lo = np.concatenate([[math.log10(r[0]) for r in ranges], np.full(p, -math.log10(JITTER))])
+    hi = np.concatenate([[math.log10(r[1]) for r in ranges], np.full(p, math.log10(JITTER))])
+    plo, phi = np.log10([b[0] for b in space.bounds]), np.log10([b[1] for b in space.bounds])
 
-    def score(u: np.ndarray) -> np.ndarray:
-        sizes = 10.0 ** u[:, order]
-        pred = model.predict(same_graph_batch(graph, sizes))
+    def sizes_of(v: np.ndarray) -> np.ndarray:
+        """(S, 3 + P) factors and jitters (log10) -> (S, P) log10 sizes within the PDK's bounds."""
+        collective = np.where(group >= 0, v[:, np.clip(group, 0, 2)], 0.0)
+        return np.clip(x0 + collective + v[:, 3:], plo, phi)
+
+    def score(v: np.ndarray) -> np.ndarray:
+        pred = model.predict(same_graph_batch(graph, 10.0 ** sizes_of(v)[:, order]))
         return _agreed_shortfall(model, spec, pred, margin)
 
-    start = float(score(x0[None])[0])
-    mu, sigma = x0.copy(), np.full_like(x0, trust_decades / 2)
-    best_u, best = x0, start
+    v0 = np.zeros(3 + p)
+    start = float(score(v0[None])[0])
+    mu, sigma = v0.copy(), (hi - lo) / 4
+    best_v, best = v0, start
     for _ in range(iterations):
-        u = np.clip(mu + sigma * rng.standard_normal((population, len(mu))), lo, hi)
-        u[0] = best_u
-        s = score(u)
+        v = np.clip(mu + sigma * rng.standard_normal((population, len(mu))), lo, hi)
+        v[0] = best_v
+        s = score(v)
         top = np.argsort(s)[:elite]
         if s[top[0]] < best:
-            best, best_u = float(s[top[0]]), u[top[0]]
-        mu = u[top].mean(0)
-        sigma = np.maximum(u[top].std(0), 0.02)
+            best, best_v = float(s[top[0]]), v[top[0]]
+        mu = v[top].mean(0)
+        sigma = np.maximum(v[top].std(0), 0.01)
         if best == 0.0:
             break
     if best >= start:
         return Refined(circuit, start, start)
-    return Refined(space.circuit_at(list(10.0 ** best_u)), best, start)
+    return Refined(space.circuit_at(list(10.0 ** sizes_of(best_v[None])[0])), best, start)
