@@ -107,16 +107,18 @@ def run_random(spec, sim, seed):
 
 #: What `generate` starts from, per compared variant (issue 20): "behavioural" the templates and the
 #: behavioural model's realised proposals (the sky130 design issue's generate); "sky130" those and
-#: the stored circuits nearest the spec, every one's sizes refined by the sky130 predictor;
+#: the stored circuits nearest the spec, every one's sizes refined by the sky130 predictor, screened
+#: best predicted first, SCREEN_FIRST of them up front; "sky130-rank" the same without moving sizes;
 #: "retrieval" the stored circuits nearest the spec at their stored sizes, nothing else.
-VARIANTS = ("behavioural", "sky130", "retrieval")
+VARIANTS = ("behavioural", "sky130", "sky130-rank", "retrieval")
+SCREEN_FIRST = 4
 
 
 def generate_sources(variant: str, seed: int):
     from cktflow.flow.transistor_proposals import stored_candidates
     if variant == "behavioural":
         return (template_candidates, partial(model_candidates, seed=seed))
-    if variant == "sky130":
+    if variant in ("sky130", "sky130-rank"):
         return (template_candidates, partial(model_candidates, seed=seed), stored_candidates)
     if variant == "retrieval":
         return (stored_candidates,)
@@ -124,8 +126,8 @@ def generate_sources(variant: str, seed: int):
 
 
 def variant_predictor(variant: str):
-    """The shipped sky130 predictor for the "sky130" variant, else None."""
-    if variant != "sky130":
+    """The shipped sky130 predictor for the "sky130" variants, else None."""
+    if not variant.startswith("sky130"):
         return None
     from cktflow.model.sizing_predictor import load_sizing_predictor, shipped_sizing_predictor
     path = shipped_sizing_predictor("sky130")
@@ -136,7 +138,8 @@ def variant_predictor(variant: str):
 
 def run_generate(spec, sim, seed, variant: str = "behavioural", predictor=None):
     r = generate_transistor(spec, sim, sources=generate_sources(variant, seed), budget=BUDGET, seed=seed,
-                            predictor=predictor)
+                            predictor=predictor, refine=variant == "sky130",
+                            screen_first=SCREEN_FIRST if predictor is not None else None)
     ok = bool(r.verified)
     # simulations until the winner met the spec: the screen of every candidate, then its sizing
     sims = None

@@ -115,7 +115,8 @@ def main(argv=None) -> int:
     ap.add_argument("--variant", default="behavioural", choices=VARIANTS,
                     help="what generate starts from: the templates and the behavioural model's realised proposals "
                          "(behavioural); those and the stored sky130 circuits nearest the spec, sizes refined by the "
-                         "sky130 predictor (sky130); the stored circuits only (retrieval)")
+                         "sky130 predictor and screened best predicted first (sky130; sky130-rank without the "
+                         "refinement); the stored circuits only (retrieval)")
     ap.add_argument("--range", default=None, metavar="A:B",
                     help="run only specs A..B-1 (to spread one run over processes; --summary-of joins them)")
     ap.add_argument("--summary-of", nargs="+", default=None, metavar="JSON",

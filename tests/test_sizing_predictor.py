@@ -210,3 +210,23 @@ def test_a_verified_circuit_is_stored_at_the_store_condition_with_its_verificati
     assert row.split == "train" and row.performance is not None and row.performance.power_w > 0
     assert row.provenance["conditions"]["cl"] == 5e-12          # the store's condition, not the spec's 2 pF
     assert row.provenance["verification"][0]["conditions"]["cl"] == 2e-12
+
+
+def test_generate_screens_the_best_predicted_candidates_first(trained):
+    from cktflow.flow.transistor_design import generate_transistor, template_candidates
+    from cktflow.model.sizing_predictor import predicted_shortfalls
+    from cktflow.transistor.jobs import KeyedLocalSimulator
+
+    _, model = trained
+    tech = load_technology("sky130")
+    spec = parse_spec("name: h\npdk: sky130\nconditions: {corners: [tt], temperatures: [27]}\n"
+                      "targets:\n  ugf_hz: {min: 5GHz}\n")          # out of reach: every simulation is spent
+    cands = template_candidates(spec, tech)
+    pred = predicted_shortfalls(model, [c.circuit for c in cands], spec)
+    best = cands[int(np.argmin(pred))].origin
+    with KeyedLocalSimulator(timeout_s=120) as sim:
+        ranked = generate_transistor(spec, sim, sources=(template_candidates,), predictor=model, refine=False,
+                                     screen_first=1, top_k=1, budget=6)
+        plain = generate_transistor(spec, sim, sources=(template_candidates,), top_k=1, budget=6)
+    assert not ranked.verified and ranked.screened == 1 and plain.screened == 4
+    assert ranked.outcomes[0].candidate.origin == best and ranked.simulations == 6

@@ -179,12 +179,16 @@ def _history(history_dir: Path | None, i: int, cand: Candidate) -> Path | None:
 def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = CANDIDATE_SOURCES,
                         budget: int = 200, top_k: int = 2, want: int = 1, seed: int = 0, config=None,
                         history_dir: str | Path | None = None, progress: bool = False, predictor=None,
+                        refine: bool = True, screen_first: int | None = None,
                         on_progress: Callable[[str], None] | None = None) -> TransistorDesignResult:
     """From a transistor-level spec to verified circuits within `budget` simulations (screening and
     sizing; the verification runs come on top and are counted apart). See the module docstring.
     `simulator`: a LocalSimulator or a SimPool. `predictor`: a transistor-level performance
     predictor (cktflow.model.sizing_predictor) that moves every candidate's first sizes toward the
-    spec before the screen (cktflow.flow.transistor_proposals.refine_candidates); None: as they come."""
+    spec before the screen (cktflow.flow.transistor_proposals.refine_candidates; not with
+    refine=False) and orders them best
+    predicted first; with `screen_first` only that many (at least top_k) are screened up front, the
+    next top_k in predicted order only when those are sized and none is verified. None: as they come."""
     from ..sizing.transistor import TRANSISTOR_CONFIG, size_transistor
 
     if budget < 1 or top_k < 1 or want < 1:
@@ -200,7 +204,7 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
     runner = PoolRunner(simulator) if hasattr(simulator, "map") else simulator
     seen, cands, skipped = set(), [], []
     proposed = [c for source in sources for c in source(spec, tech)]
-    if predictor is not None:
+    if predictor is not None and refine:
         proposed = refine_candidates(proposed, spec, predictor, seed=seed, on_progress=say)
     for c in proposed:
         if isinstance(c, Skipped):
@@ -215,19 +219,35 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
         raise ValueError(f"no candidate topologies for {tech.name}")
 
     # screen: the start point of each candidate's sizing run, at typical (budget 1)
+    if predictor is not None:
+        # best predicted first: with `screen_first`, only those are screened until they are used up
+        from ..model.sizing_predictor import predicted_shortfalls
+        pred = predicted_shortfalls(predictor, [c.circuit for c in cands], spec)
+        cands = [cands[i] for i in sorted(range(len(cands)), key=lambda i: pred[i])]
     screens, sims = [], 0
-    for i, c in enumerate(cands):
-        if sims >= budget:
-            break
-        conds = conditions_of(spec, tech, c.circuit)
-        r = size_transistor(c.circuit, spec, conds, simulator, config=replace(config, budget=1), seed=seed + i,
-                            history_path=_history(hdir, i, c))
-        sims += r.simulations
-        screens.append((i, r))
-        say(f"screened {c.origin}: shortfall {r.best.shortfall:.3g} at typical"
-            + (" (meets the spec at every condition)" if r.met else ""))
-    order = [i for i, _ in sorted(screens, key=lambda ir: (not ir[1].met, ir[1].best.y))]
-    sized: dict[int, object] = {i: r for i, r in screens}
+
+    def screen(upto: int) -> None:
+        """Screen the candidates not screened yet, in order, up to index `upto` (exclusive)."""
+        nonlocal sims
+        for i in range(len(screens), min(upto, len(cands))):
+            if sims >= budget:
+                break
+            c = cands[i]
+            conds = conditions_of(spec, tech, c.circuit)
+            r = size_transistor(c.circuit, spec, conds, simulator, config=replace(config, budget=1), seed=seed + i,
+                                history_path=_history(hdir, i, c))
+            sims += r.simulations
+            screens.append((i, r))
+            sized[i] = r
+            say(f"screened {c.origin}: shortfall {r.best.shortfall:.3g} at typical"
+                + (" (meets the spec at every condition)" if r.met else ""))
+
+    def screen_order() -> list[int]:
+        return [i for i, _ in sorted(screens, key=lambda ir: (not ir[1].met, ir[1].best.y))]
+
+    sized: dict[int, object] = {}
+    screen(len(cands) if predictor is None or screen_first is None else max(screen_first, top_k))
+    order = screen_order()
     reports: dict[int, TransistorReport] = {}
     vsims = 0
 
@@ -248,10 +268,17 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
         if sized[i].met and n_passed < want:
             n_passed += verified(i)
     tried: set[int] = set()
+    allowance = top_k               # candidates sized so far may number this (plus the rejected claims)
     while n_passed < want and sims < budget:
         # top_k candidates are sized; each one verification rejected hands its place on
         rejected = sum(1 for r in reports.values() if not r.passed)
-        queue = [i for i in order if i not in tried and i not in reports][:max(0, top_k + rejected - len(tried))]
+        queue = [i for i in order if i not in tried and i not in reports][:max(0, allowance + rejected - len(tried))]
+        if not queue and len(screens) < len(cands):
+            # the screened ones are used up: screen the next top_k in predicted order and size those too
+            screen(len(screens) + top_k)
+            order = screen_order()
+            allowance += top_k
+            continue
         if not queue:
             break
         for n, i in enumerate(queue):

@@ -41,7 +41,8 @@ from .device_graph import DEVICE_TYPES, NET_KINDS, NUM_FEATURES, ROLES, DeviceGr
 
 __all__ = ["SizingPredictor", "PREDICTED_METRICS", "TRAINED_AT", "Labelled", "labelled_examples",
            "train_sizing_predictor", "load_sizing_predictor", "save_sizing_predictor", "shipped_path",
-           "shipped_sizing_predictor", "accuracy_table", "refine_sizes", "predict_circuits"]
+           "shipped_sizing_predictor", "accuracy_table", "refine_sizes", "predict_circuits",
+           "predicted_shortfalls"]
 
 log = logging.getLogger(__name__)
 
@@ -450,6 +451,14 @@ def _agreed_shortfall(model: SizingPredictor, spec, pred: np.ndarray, margin: fl
             marg = np.vectorize(lambda x: b.margin(float(x)) if math.isfinite(x) else -10.0)(v)
         total += np.maximum(0.0, margin - marg.min(axis=0))
     return total
+
+
+def predicted_shortfalls(model: SizingPredictor, circuits: Sequence[TransistorCircuit], spec,
+                         margin: float = 0.0) -> np.ndarray:
+    """(len(circuits),) the spec's shortfall by the members' pessimistic prediction of each circuit."""
+    data = labelled_examples(_Unlabelled(c) for c in circuits)
+    x, _ = data.batch(range(len(data)))
+    return _agreed_shortfall(model, spec, model.predict(x), margin)
 
 
 @dataclass(frozen=True)
