@@ -97,6 +97,19 @@ def draw_instance(k: int, sim, seed: int):
     return name, None, None, TRIES, own
 
 
+def spec_from_row(k: int, row: dict):
+    """The spec a run's row measured (its targets as stored), at its template's own conditions."""
+    own = dict(from_template(row["template"]).conditions)
+    lines = [f"name: designer-{k}", "pdk: sky130",
+             f"conditions: {{vdd: 1.8V, vcm: {own.get('vcm', 0.9)}V, load_cap: {own.get('cl', 5e-12):.6g}F, "
+             f"corners: [{', '.join(CORNERS)}], temperatures: [{', '.join(str(t) for t in TEMPERATURES)}]}}",
+             "targets:"]
+    for metric, bound in row["spec"].items():
+        lines.append(f"  {metric}: {{" + ", ".join(f"{side}: {v:.6g}" for side, v in bound.items() if v is not None)
+                     + "}")
+    return parse_spec("\n".join(lines) + "\n", source=f"<designer spec {k}>")
+
+
 def spec_of(k: int, worst: dict, own: dict):
     lines = [f"name: designer-{k}", "pdk: sky130",
              f"conditions: {{vdd: 1.8V, vcm: {own.get('vcm', 0.9)}V, load_cap: {own.get('cl', 5e-12):.6g}F, "
@@ -119,6 +132,9 @@ def main(argv=None) -> int:
                          "refinement); the stored circuits only (retrieval)")
     ap.add_argument("--range", default=None, metavar="A:B",
                     help="run only specs A..B-1 (to spread one run over processes; --summary-of joins them)")
+    ap.add_argument("--specs-from", nargs="+", default=None, metavar="JSON",
+                    help="take each spec from these runs' rows (same --seed) instead of drawing its instance again "
+                         "(the draw measures up to 10 instances at nine conditions)")
     ap.add_argument("--summary-of", nargs="+", default=None, metavar="JSON",
                     help="print the table of these runs' rows together and exit")
     args = ap.parse_args(argv)
@@ -133,6 +149,12 @@ def main(argv=None) -> int:
     if done["seed"] != args.seed or done.get("variant", "behavioural") != args.variant:
         raise SystemExit(f"{out}: holds a run with another --seed or --variant; give another --out")
     predictor = variant_predictor(args.variant)
+    reuse = {}
+    for f in args.specs_from or []:
+        other = json.loads(Path(f).read_text())
+        if other["seed"] != args.seed:
+            raise SystemExit(f"{f}: a run with --seed {other['seed']}, not {args.seed}")
+        reuse.update({r["k"]: {**r, "_from": f} for r in other["rows"]})
     have = {r["k"] for r in done["rows"]}
     # 4 templates x 3 corners: one process each keeps its library loaded
     with KeyedLocalSimulator(timeout_s=180, max_processes=len(TEMPLATES) * len(CORNERS)) as sim:
@@ -140,14 +162,21 @@ def main(argv=None) -> int:
             if k in have or not lo <= k < hi:
                 continue
             t0 = time.perf_counter()
-            template, sizes, worst, tries, own = draw_instance(k, sim, args.seed)
-            row = {"k": k, "template": template, "instance": sizes, "tries": tries,
-                   "draw_seconds": time.perf_counter() - t0}
+            if k in reuse:
+                old = reuse[k]
+                template, sizes, tries = old["template"], old["instance"], old["tries"]
+                row = {"k": k, "template": template, "instance": sizes, "tries": tries, "draw_seconds": 0.0,
+                       "spec_from": old["_from"]}
+                worst = None if old.get("spec") is None else old["spec"]
+            else:
+                template, sizes, worst, tries, own = draw_instance(k, sim, args.seed)
+                row = {"k": k, "template": template, "instance": sizes, "tries": tries,
+                       "draw_seconds": time.perf_counter() - t0}
             if worst is None:
                 row.update(spec=None, verified=False, skipped=True)
                 print(f"spec #{k:<3} {template:<14} no usable instance in {tries} draws: skipped", flush=True)
             else:
-                spec = spec_of(k, worst, own)
+                spec = spec_from_row(k, reuse[k]) if k in reuse else spec_of(k, worst, own)
                 row["spec"] = {b.metric: {"min": b.min, "max": b.max} for b in spec.targets}
                 t1 = time.perf_counter()
                 ok, sims, spent, circuit, res = run_generate(spec, sim, args.seed + k, args.variant, predictor)

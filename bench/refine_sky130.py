@@ -20,27 +20,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from designer_specs_sky130 import spec_from_row  # noqa: E402
 
 from cktflow.flow.transistor import conditions_of  # noqa: E402
 from cktflow.model.sizing_predictor import load_sizing_predictor, refine_sizes  # noqa: E402
-from cktflow.spec import parse_spec  # noqa: E402
 from cktflow.technology import load_technology  # noqa: E402
 from cktflow.transistor import from_template, templates  # noqa: E402
 from cktflow.transistor.jobs import KeyedLocalSimulator, OpampJob  # noqa: E402
 
 
-def spec_from_row(row: dict):
-    """The designer spec of a run's row at its own conditions (the drawn template's vcm and load)."""
-    own = from_template(row["template"]).conditions
-    cl, vcm = own.get("cl", 5e-12), own.get("vcm", 1.1)
-    lines = ["name: s", "pdk: sky130", f"conditions: {{vdd: 1.8V, vcm: {vcm}V, load_cap: {cl:.6g}F}}", "targets:"]
-    for k, v in row["spec"].items():
-        lines.append(f"  {k}: {{{', '.join(f'{a}: {b:.6g}' for a, b in v.items() if b is not None)}}}")
-    return parse_spec("\n".join(lines) + "\n")
-
-
 def measure(sim, circuit, spec, tech):
-    cond = conditions_of(spec, tech, circuit)[0]
+    conds = conditions_of(spec, tech, circuit)
+    cond = next((c for c in conds if c.corner == tech.default_corner and c.temp_c == 27.0), conds[0])
     dut, name, sizes = circuit.dut()
     res = sim.run(OpampJob(dut, name, tuple(sorted(sizes.items())), conditions=cond, pdk=tech.name))
     perf = res.metrics.performance if getattr(res, "metrics", None) is not None else None
@@ -59,7 +52,7 @@ def main(argv=None) -> int:
     own_s, ref_s = [], []
     with KeyedLocalSimulator(timeout_s=180) as sim:
         for row in rows:
-            spec = spec_from_row(row)
+            spec = spec_from_row(row["k"], row)
             cells = []
             for name in templates("sky130"):
                 c = from_template(name)

@@ -78,7 +78,8 @@ def size_command(spec_path, budget, batch, margin, seed, history, pdk, out, forc
 @spec_option()
 @click.option("-n", "n", type=click.IntRange(0), default=None,
               help="Candidates the model proposes (distinct, valid) [default: 32; at transistor level 4, each "
-                   "realised on the PDK beside its templates, 0 for the templates only].")
+                   "realised on the PDK beside its templates, and as many stored circuits nearest the spec from "
+                   "the PDK's dataset store when there is one; 0 for the templates only].")
 @click.option("--top-k", type=click.IntRange(1), default=None,
               help="Best-ranked candidates to size when none meets the spec as proposed [default: 4; 2 at "
                    "transistor level].")
@@ -91,7 +92,8 @@ def size_command(spec_path, budget, batch, margin, seed, history, pdk, out, forc
               help="Model checkpoint (default: the shipped model).")
 @click.option("--no-guidance", is_flag=True, help="Sample without classifier guidance.")
 @click.option("--no-refine", is_flag=True,
-              help="Keep the decoded device values (no refinement by the model's performance predictor).")
+              help="Keep the decoded device values (no refinement by the model's performance predictor); at a "
+                   "PDK also screen every candidate, unranked by the PDK's predictor.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of sampling and sizing.")
 @click.option("--pdk", "pdk", default=None, metavar="NAME",
               help="Design at transistor level on this PDK (e.g. sky130) when the spec names none.")

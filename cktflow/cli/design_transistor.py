@@ -78,11 +78,16 @@ def size_transistor_command(spec, circuit_path, budget, batch, margin, seed, his
     sys.exit(EXIT_MET if result.met else EXIT_NOT_MET)
 
 
+#: Candidates screened up front beyond the top_k that will be sized, when a predictor ranks them.
+SCREEN_AHEAD = 2
+
+
 def generate_transistor_command(spec, budget, top_k, want, seed, out, force, workers, ray_address, as_json,
                                 model: dict):
     """`model`: model_candidates' options (n, checkpoint, guidance, refine). `n` also counts the stored
-    circuits nearest the spec (the PDK's dataset store, when there is one); `refine` also moves every
-    candidate's first sizes with the PDK's shipped predictor (when there is one)."""
+    circuits nearest the spec (the PDK's dataset store, when there is one). With `refine` and a
+    predictor shipped for the PDK, candidates are screened best predicted first, SCREEN_AHEAD more
+    than top_k up front (the predictor ranks; it does not move sizes: docs/transistor-level.md)."""
     from functools import partial
 
     from cktflow.flow.transistor_design import generate_transistor, model_candidates, template_candidates
@@ -102,7 +107,8 @@ def generate_transistor_command(spec, budget, top_k, want, seed, out, force, wor
             predictor = load_sizing_predictor(shipped) if shipped is not None else None
             result = generate_transistor(spec, sim, sources=sources, budget=budget, top_k=top_k, want=want, seed=seed,
                                          history_dir=out_dir / "sizing", progress=not as_json, on_progress=say,
-                                         predictor=predictor)
+                                         predictor=predictor, refine=False,
+                                         screen_first=top_k + SCREEN_AHEAD if predictor is not None else None)
         except (ValueError, PdkNotInstalledError) as exc:
             raise InputProblem(str(exc)) from None
         data = write_transistor_report(result, out_dir, {"seed": seed, "budget": budget, "top_k": top_k,
