@@ -219,7 +219,7 @@ def test_generate_screens_the_best_predicted_candidates_first(trained):
 
     _, model = trained
     tech = load_technology("sky130")
-    spec = parse_spec("name: h\npdk: sky130\nconditions: {corners: [tt], temperatures: [27]}\n"
+    spec = parse_spec("name: h\npdk: sky130\nconditions: {corners: [tt], temperatures: [27], load_cap: 5pF}\n"
                       "targets:\n  ugf_hz: {min: 5GHz}\n")          # out of reach: every simulation is spent
     cands = template_candidates(spec, tech)
     pred = predicted_shortfalls(model, [c.circuit for c in cands], spec)
@@ -230,3 +230,10 @@ def test_generate_screens_the_best_predicted_candidates_first(trained):
         plain = generate_transistor(spec, sim, sources=(template_candidates,), top_k=1, budget=6)
     assert not ranked.verified and ranked.screened == 1 and plain.screened == 4
     assert ranked.outcomes[0].candidate.origin == best and ranked.simulations == 6
+    # at a load the predictor was not trained at, it does not rank: every candidate is screened
+    other = parse_spec("name: h\npdk: sky130\nconditions: {corners: [tt], temperatures: [27], load_cap: 1pF}\n"
+                       "targets:\n  ugf_hz: {min: 5GHz}\n")
+    with KeyedLocalSimulator(timeout_s=120) as sim:
+        unranked = generate_transistor(other, sim, sources=(template_candidates,), predictor=model, refine=False,
+                                       screen_first=1, top_k=1, budget=6)
+    assert unranked.screened == 4

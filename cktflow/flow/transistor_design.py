@@ -188,7 +188,9 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
     spec before the screen (cktflow.flow.transistor_proposals.refine_candidates; not with
     refine=False) and orders them best
     predicted first; with `screen_first` only that many (at least top_k) are screened up front, the
-    next top_k in predicted order only when those are sized and none is verified. None: as they come."""
+    next top_k in predicted order only when those are sized and none is verified; it is left out when
+    the spec's load is not one it was trained at (cktflow.model.sizing_predictor.covers). None: as they
+    come."""
     from ..sizing.transistor import TRANSISTOR_CONFIG, size_transistor
 
     if budget < 1 or top_k < 1 or want < 1:
@@ -203,6 +205,12 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
     hdir = Path(history_dir) if history_dir is not None else None
     runner = PoolRunner(simulator) if hasattr(simulator, "map") else simulator
     seen, cands, skipped = set(), [], []
+    if predictor is not None:
+        from ..model.sizing_predictor import TRAINED_AT, covers
+        if not covers(spec):
+            say(f"the {tech.name} predictor knows circuits at a {TRAINED_AT['cl'] * 1e12:g} pF load only and the "
+                "spec names another (or none): candidates are screened unranked")
+            predictor = None
     proposed = [c for source in sources for c in source(spec, tech)]
     if predictor is not None and refine:
         proposed = refine_candidates(proposed, spec, predictor, seed=seed, on_progress=say)

@@ -42,7 +42,7 @@ from .device_graph import DEVICE_TYPES, NET_KINDS, NUM_FEATURES, ROLES, DeviceGr
 __all__ = ["SizingPredictor", "PREDICTED_METRICS", "TRAINED_AT", "Labelled", "labelled_examples",
            "train_sizing_predictor", "load_sizing_predictor", "save_sizing_predictor", "shipped_path",
            "shipped_sizing_predictor", "accuracy_table", "refine_sizes", "predict_circuits",
-           "predicted_shortfalls"]
+           "predicted_shortfalls", "covers", "LOAD_TOLERANCE"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,18 @@ PREDICTED_METRICS = tuple(m for m in metrics_at("transistor")
                           if m not in ("slew_v_per_s", "supply_a", "swing_v"))
 #: Where every label of the dataset was measured (cktflow.dataset.transistor_build).
 TRAINED_AT = {"corner": "tt", "temp_c": 27.0, "vdd": 1.8, "vcm": 1.1, "cl": 5e-12}
+#: How far a spec's load may be from TRAINED_AT's for the predictor to judge it: UGF, phase margin and
+#: slew move with the load, and a Miller op-amp compensated for 1 pF looks unstable at 5 pF.
+LOAD_TOLERANCE = 2.0
+
+
+def covers(spec) -> bool:
+    """Whether the predictor's figures stand for the spec's circuits: the spec names a load within
+    LOAD_TOLERANCE of the one every label was measured at (a spec without one measures each
+    candidate at its own load, which differs between templates)."""
+    c = spec.conditions
+    cl = c.load_cap if c is not None else None
+    return cl is not None and TRAINED_AT["cl"] / LOAD_TOLERANCE <= cl <= TRAINED_AT["cl"] * LOAD_TOLERANCE
 
 
 #: Label ranges (own units) of the linear metrics: a circuit whose output is stuck at a rail measures
