@@ -28,6 +28,7 @@ from cktflow.technology import load_technology  # noqa: E402
 from cktflow.transistor import from_template  # noqa: E402
 from cli import main  # noqa: E402
 
+LOADS = (1e-12, 10e-12)
 SPEC = """name: t
 pdk: sky130
 targets:
@@ -38,9 +39,10 @@ targets:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """A real sky130 store: a template and realised topologies, 4 sizings each, measured."""
+    """A real sky130 store: a template and realised topologies, 4 sizings each, measured at loads of 1-10 pF."""
     db = tmp_path_factory.mktemp("sky") / "sky130.sqlite"
-    build_transistor_dataset(16, seed=2, db_path=db, per_topology=4, num_workers=2, progress=False)
+    build_transistor_dataset(16, seed=2, db_path=db, per_topology=4, num_workers=2, progress=False,
+                             load_range=LOADS)
     return db
 
 
@@ -93,6 +95,20 @@ def test_training_learns_the_store_and_the_table_reports_skill(trained):
     assert "accuracy" in rows["all_saturated"]
     perf = predict_circuits(model, [data.circuits[0]])[0]
     assert perf.power_w > 0 and perf.get("slew_v_per_s") is not None and isinstance(perf.stable, bool)
+
+
+def test_each_circuit_is_measured_at_its_own_load_and_the_predictor_reads_it(store, trained):
+    from cktflow.dataset.transistor_build import load_of
+    _, model = trained
+    with Dataset.open(store) as ds:
+        rows = ds.records(only_ok=False)
+    loads = [r.provenance["conditions"]["cl"] for r in rows]
+    assert all(LOADS[0] <= cl <= LOADS[1] for cl in loads) and len(set(loads)) == len(rows)
+    assert all(cl == load_of(r.circuit, LOADS) for cl, r in zip(loads, rows))   # drawn from the circuit: resumable
+    assert model.loads == (min(loads), max(loads))
+    c = rows[0].circuit
+    small, large = predict_circuits(model, [c, c], loads=[LOADS[0], LOADS[1]])
+    assert small.ugf_hz != large.ugf_hz          # the load reaches the prediction
 
 
 def test_save_and_load_give_the_same_predictions(trained, tmp_path):
@@ -231,7 +247,7 @@ def test_generate_screens_the_best_predicted_candidates_first(trained):
     assert not ranked.verified and ranked.screened == 1 and plain.screened == 4
     assert ranked.outcomes[0].candidate.origin == best and ranked.simulations == 6
     # at a load the predictor was not trained at, it does not rank: every candidate is screened
-    other = parse_spec("name: h\npdk: sky130\nconditions: {corners: [tt], temperatures: [27], load_cap: 1pF}\n"
+    other = parse_spec("name: h\npdk: sky130\nconditions: {corners: [tt], temperatures: [27], load_cap: 100pF}\n"
                        "targets:\n  ugf_hz: {min: 5GHz}\n")
     with KeyedLocalSimulator(timeout_s=120) as sim:
         unranked = generate_transistor(other, sim, sources=(template_candidates,), predictor=model, refine=False,

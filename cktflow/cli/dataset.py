@@ -38,6 +38,9 @@ def _existing_db(db):
                    "<cache>/data/<pdk>.sqlite).")
 @click.option("--per-topology", type=click.IntRange(1), default=None,
               help="With --pdk: sizings drawn per topology [default: 10].")
+@click.option("--load-range", metavar="LOW:HIGH",
+              help="With --pdk: measure each new circuit at its own load, drawn log-uniformly between LOW and "
+                   "HIGH (e.g. 1pF:10pF), instead of 5 pF, so that a predictor learns what the load does.")
 @_db_option
 @click.option("--ray-address", help="Simulate on this Ray cluster (or set RAY_ADDRESS); default: a local Ray.")
 @click.option("--workers", type=click.IntRange(1), help="Simulation workers (default: one per CPU).")
@@ -45,7 +48,7 @@ def _existing_db(db):
               help="Time limit per simulation, seconds [default: 30; 120 with --pdk, whose first job per "
                    "worker and topology loads the PDK's library].")
 @json_option
-def dataset_build(n, seed, pdk, per_topology, db, ray_address, workers, timeout, as_json):
+def dataset_build(n, seed, pdk, per_topology, load_range, db, ray_address, workers, timeout, as_json):
     """Generate N Bench-101-style circuits, simulate them with ngspice on Ray, and store them.
 
     The split is 90 % train / 10 % test by whole topology blocks (20 circuits per topology), so no
@@ -55,15 +58,17 @@ def dataset_build(n, seed, pdk, per_topology, db, ray_address, workers, timeout,
     templates, the others Bench-101 topologies realised by cktflow's gm/Id realisation, each at
     --per-topology sizings (its first sizes, then lengths, widths and bias currents moved by random
     factors), measured with every testbench (op, AC, swing, noise, the follower's steps) at the
-    typical corner, 27 C and a 5 pF load. Topologies that cannot be realised are counted by reason.
+    typical corner, 27 C and a 5 pF load (--load-range: each at its own load). Topologies that cannot
+    be realised are counted by reason.
     """
-    if pdk is None and per_topology is not None:
-        raise InputProblem("--per-topology applies to transistor-level builds (--pdk)")
+    if pdk is None and (per_topology is not None or load_range is not None):
+        raise InputProblem("--per-topology and --load-range apply to transistor-level builds (--pdk)")
+    loads = _load_range(load_range) if load_range is not None else None
     try:
         with quiet_stdout(as_json):
             if pdk is not None:
                 s = _build_transistor(n or 2000, seed, pdk, per_topology, db, ray_address, workers,
-                                      timeout or 120.0, as_json)
+                                      timeout or 120.0, as_json, loads)
             else:
                 from cktflow.dataset import build_dataset
                 s = build_dataset(n or 10000, seed, db, ray_address=ray_address, num_workers=workers,
@@ -85,7 +90,22 @@ def dataset_build(n, seed, pdk, per_topology, db, ray_address, workers, timeout,
                    f"failures: {fails}; {s.seconds:.1f} s")
 
 
-def _build_transistor(n, seed, pdk, per_topology, db, ray_address, workers, timeout, as_json):
+def _load_range(text: str) -> tuple[float, float]:
+    """'1pF:10pF' -> (1e-12, 1e-11); InputProblem naming the option otherwise."""
+    from cktflow.units import parse_si
+    low, sep, high = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError("expected LOW:HIGH")
+        lo, hi = parse_si(low, "F"), parse_si(high, "F")
+    except ValueError as exc:
+        raise InputProblem(f"--load-range {text}: {exc} (e.g. 1pF:10pF)") from None
+    if not 0 < lo <= hi:
+        raise InputProblem(f"--load-range {text}: give 0 < LOW <= HIGH")
+    return lo, hi
+
+
+def _build_transistor(n, seed, pdk, per_topology, db, ray_address, workers, timeout, as_json, load_range=None):
     """The transistor-level build's summary (InputProblem when the PDK is unknown or not installed)."""
     from cktflow.dataset.transistor_build import PER_TOPOLOGY, build_transistor_dataset
     from cktflow.technology import PdkNotInstalledError, load_technology
@@ -99,7 +119,7 @@ def _build_transistor(n, seed, pdk, per_topology, db, ray_address, workers, time
         raise InputProblem(f"--pdk {pdk}: not a transistor PDK; the behavioural set is built without --pdk")
     return build_transistor_dataset(n, seed, db, pdk=pdk, per_topology=per_topology or PER_TOPOLOGY,
                                     ray_address=ray_address, num_workers=workers, timeout_s=timeout,
-                                    progress=not as_json)
+                                    progress=not as_json, load_range=load_range)
 
 
 def _say_transistor_build(s, pdk):

@@ -18,7 +18,9 @@ The draw, slot by slot (a slot is one topology and `per_topology` sizings of it)
   parameter's bounds. So the set covers each topology's design space, not one point of it.
 
 Every circuit is measured at the typical corner, 27 C, the PDK's supply, its own common mode and
-the load LOAD_F, with every testbench (operating point, AC, swing, noise, the follower's steps).
+the load LOAD_F (or, with a load range, its own load drawn in that range: `load_of`), with every
+testbench (operating point, AC, swing, noise, the follower's steps); the provenance holds the
+conditions of each row.
 
 Cost and order: a worker loads the PDK's library once per netlist shape (seconds) and measures a
 new sizing of the loaded shape in a fraction of a second (cktflow.transistor.jobs), so the jobs of
@@ -44,7 +46,7 @@ from .build import TEST_FRACTION, plan_split
 from .store import Dataset, Record
 
 __all__ = ["build_transistor_dataset", "draw_transistor_circuits", "TransistorBuildSummary", "Drawn",
-           "default_transistor_db", "PER_TOPOLOGY", "TEMPLATE_EVERY", "LOAD_F", "GENERATOR_NAME"]
+           "default_transistor_db", "PER_TOPOLOGY", "TEMPLATE_EVERY", "LOAD_F", "GENERATOR_NAME", "load_of"]
 
 log = logging.getLogger(__name__)
 
@@ -184,10 +186,21 @@ def draw_transistor_circuits(n: int, seed: int = 1, *, pdk: str = "sky130", per_
     return out
 
 
-def _conditions(circuit, tech):
+def load_of(circuit, load_range: tuple[float, float] | None) -> float:
+    """The load a circuit is measured with: LOAD_F, or with a range a log-uniform draw seeded by the
+    circuit's canonical hash (the same circuit gets the same load in every run: resumable)."""
+    if load_range is None:
+        return LOAD_F
+    lo, hi = load_range
+    u = np.random.default_rng(int(circuit.canonical_hash()[:12], 16)).uniform()
+    return float(lo * (hi / lo) ** u)
+
+
+def _conditions(circuit, tech, load_range: tuple[float, float] | None = None):
     from ..transistor.bench import Conditions
     vcm = circuit.conditions.get("vcm")
-    return Conditions(corner=tech.default_corner, temp_c=27.0, vcm=vcm, cl=LOAD_F).resolved(tech)
+    return Conditions(corner=tech.default_corner, temp_c=27.0, vcm=vcm,
+                      cl=load_of(circuit, load_range)).resolved(tech)
 
 
 def testbench_version(pdk: str) -> str:
@@ -200,8 +213,12 @@ def testbench_version(pdk: str) -> str:
 def build_transistor_dataset(n: int, seed: int = 1, db_path: str | Path | None = None, *, pdk: str = "sky130",
                              per_topology: int = PER_TOPOLOGY, ray_address: str | None = None,
                              num_workers: int | None = None, timeout_s: float = 120.0, progress: bool = True,
-                             pool=None) -> TransistorBuildSummary:
-    """Draw `n` transistor circuits (module docstring), measure those not stored yet, store them."""
+                             pool=None, load_range: tuple[float, float] | None = None) -> TransistorBuildSummary:
+    """Draw `n` transistor circuits (module docstring), measure those not stored yet, store them.
+    `load_range` (farads, low and high): measure each new circuit at its own load drawn log-uniformly
+    in it (`load_of`) instead of LOAD_F, so a predictor learns what the load does."""
+    if load_range is not None and not 0 < load_range[0] <= load_range[1]:
+        raise ValueError(f"load range {load_range[0]:g}-{load_range[1]:g} F: give 0 < low <= high")
     from ..technology import load_technology
     from ..transistor.jobs import OpampJob
 
@@ -230,7 +247,8 @@ def build_transistor_dataset(n: int, seed: int = 1, db_path: str | Path | None =
             jobs = []
             for i in pending:
                 dut, name, sizes = drawn[i].circuit.dut()
-                jobs.append(OpampJob(dut, name, tuple(sorted(sizes.items())), _conditions(drawn[i].circuit, tech),
+                jobs.append(OpampJob(dut, name, tuple(sorted(sizes.items())),
+                                     _conditions(drawn[i].circuit, tech, load_range),
                                      pdk=pdk))
             own = pool is None
             if own:
@@ -249,7 +267,7 @@ def build_transistor_dataset(n: int, seed: int = 1, db_path: str | Path | None =
                     failure = None if ok else (getattr(res, "failure", None) or "error")
                     if failure:
                         failures[failure] += 1
-                    prov = {**d.provenance, "conditions": asdict(_conditions(d.circuit, tech))}
+                    prov = {**d.provenance, "conditions": asdict(_conditions(d.circuit, tech, load_range))}
                     batch.append(Record(d.circuit, performance=res.metrics.performance if ok else None,
                                         failure=failure, message=getattr(res, "message", "") or "",
                                         split=splits[i], provenance=prov, simulator=s.simulator, testbench=bench,

@@ -189,8 +189,8 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
     refine=False) and orders them best
     predicted first; with `screen_first` only that many (at least top_k) are screened up front, the
     next top_k in predicted order only when those are sized and none is verified; it is left out when
-    the spec's load is not one it was trained at (cktflow.model.sizing_predictor.covers). None: as they
-    come."""
+    a candidate's load is not one it was trained at (cktflow.model.sizing_predictor.covers). None: as
+    they come."""
     from ..sizing.transistor import TRANSISTOR_CONFIG, size_transistor
 
     if budget < 1 or top_k < 1 or want < 1:
@@ -205,13 +205,15 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
     hdir = Path(history_dir) if history_dir is not None else None
     runner = PoolRunner(simulator) if hasattr(simulator, "map") else simulator
     seen, cands, skipped = set(), [], []
-    if predictor is not None:
-        from ..model.sizing_predictor import TRAINED_AT, covers
-        if not covers(spec):
-            say(f"the {tech.name} predictor knows circuits at a {TRAINED_AT['cl'] * 1e12:g} pF load only and the "
-                "spec names another (or none): candidates are screened unranked")
-            predictor = None
     proposed = [c for source in sources for c in source(spec, tech)]
+    if predictor is not None:
+        from ..model.sizing_predictor import covers
+        loads = [conditions_of(spec, tech, c.circuit)[0].cl for c in proposed if isinstance(c, Candidate)]
+        if not covers(predictor, loads):
+            lo, hi = predictor.loads
+            say(f"the {tech.name} predictor knows loads of {lo * 1e12:.3g}-{hi * 1e12:.3g} pF only: candidates at "
+                f"{', '.join(sorted({f'{x * 1e12:.3g}' for x in loads}))} pF are screened unranked")
+            predictor = None
     if predictor is not None and refine:
         proposed = refine_candidates(proposed, spec, predictor, seed=seed, on_progress=say)
     for c in proposed:
@@ -230,7 +232,8 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
     if predictor is not None:
         # best predicted first: with `screen_first`, only those are screened until they are used up
         from ..model.sizing_predictor import predicted_shortfalls
-        pred = predicted_shortfalls(predictor, [c.circuit for c in cands], spec)
+        pred = predicted_shortfalls(predictor, [c.circuit for c in cands], spec,
+                                    loads=[conditions_of(spec, tech, c.circuit)[0].cl for c in cands])
         cands = [cands[i] for i in sorted(range(len(cands)), key=lambda i: pred[i])]
     screens, sims = [], 0
 

@@ -72,8 +72,12 @@ def stored_candidates(spec: Spec, tech: Technology, *, n: int = STORED_PROPOSALS
 
 
 def refine_candidates(cands: list, spec: Spec, predictor, *, seed: int = 0, on_progress=None) -> list:
-    """Each Candidate with its sizes moved by the predictor toward the spec (module docstring)."""
+    """Each Candidate with its sizes moved by the predictor toward the spec, at the load it will be
+    measured with (module docstring)."""
     from ..model.sizing_predictor import refine_sizes
+    from ..technology import load_technology
+    from .transistor import conditions_of
+    tech = load_technology(spec.pdk)
 
     out = []
     for i, c in enumerate(cands):
@@ -81,7 +85,8 @@ def refine_candidates(cands: list, spec: Spec, predictor, *, seed: int = 0, on_p
             out.append(c)
             continue
         try:
-            r = refine_sizes(predictor, c.circuit, spec, seed=seed + i)
+            r = refine_sizes(predictor, c.circuit, spec, load=conditions_of(spec, tech, c.circuit)[0].cl,
+                             seed=seed + i)
         except ValueError as exc:          # a netlist the predictor does not read: keep it as it is
             log.info("%s: not refined (%s)", c.origin, exc)
             out.append(c)

@@ -27,7 +27,8 @@ import torch
 
 from ..transistor.circuit import PORTS, TransistorCircuit
 
-__all__ = ["DeviceGraph", "GraphBatch", "DEVICE_TYPES", "ROLES", "NUM_FEATURES", "collate", "same_graph_batch"]
+__all__ = ["DeviceGraph", "GraphBatch", "DEVICE_TYPES", "ROLES", "NUM_FEATURES", "collate", "same_graph_batch",
+           "load_feature", "REFERENCE_LOAD_F"]
 
 #: Device node kinds (index 0 is padding).
 DEVICE_TYPES = ("pad", "nmos", "pmos", "resistor", "capacitor", "isource", "vsource")
@@ -36,6 +37,8 @@ DEVICE_TYPES = ("pad", "nmos", "pmos", "resistor", "capacitor", "isource", "vsou
 ROLES = ("d", "g", "s", "b", "p", "n")
 #: Net node kinds: the five ports, then any internal net (index 0 is padding).
 NET_KINDS = ("pad", *PORTS, "internal")
+#: The load conditions are measured relative to (the dataset's default).
+REFERENCE_LOAD_F = 5e-12
 #: Per-device features: log10 W (um), log10 L (um), log10 nf*m, and the element value on the
 #: log scale of its kind (module constant _VALUE_SCALE).
 FEATURES = ("log_w", "log_l", "log_mult", "value")
@@ -194,6 +197,7 @@ class GraphBatch:
     e_net: torch.Tensor       # (B, E) long: its net
     e_role: torch.Tensor      # (B, E) long: its role (ROLES)
     e_valid: torch.Tensor     # (B, E) bool
+    cond: torch.Tensor        # (B, 1) float: the load, log10(CL / REFERENCE_LOAD_F)
 
     def __len__(self) -> int:
         return self.types.shape[0]
@@ -218,8 +222,13 @@ class GraphBatch:
         return (self.e_dev + row * d)[v], (self.e_net + row * n)[v], self.e_role[v]
 
 
-def collate(graphs: Sequence[DeviceGraph], feats: Sequence[np.ndarray]) -> GraphBatch:
-    """Pad graphs (each with its (D, F) features) into one batch."""
+def load_feature(cl: float) -> float:
+    return math.log10(cl / REFERENCE_LOAD_F)
+
+
+def collate(graphs: Sequence[DeviceGraph], feats: Sequence[np.ndarray], loads: Sequence[float] | None = None
+            ) -> GraphBatch:
+    """Pad graphs (each with its (D, F) features, measured at `loads`, farads) into one batch."""
     b = len(graphs)
     d = max(g.devices for g in graphs)
     n = max(g.nets for g in graphs)
@@ -239,11 +248,12 @@ def collate(graphs: Sequence[DeviceGraph], feats: Sequence[np.ndarray]) -> Graph
         er[i, :len(x)], en[i, :len(x)], ed[i, :len(x)] = x[:, 0], x[:, 1], x[:, 2]
         ev[i, :len(x)] = True
     t = torch.from_numpy
-    return GraphBatch(t(types), t(ff), t(fm), t(ports), t(ed), t(en), t(er), t(ev))
+    cond = torch.tensor([[load_feature(cl)] for cl in (loads or [REFERENCE_LOAD_F] * b)], dtype=torch.float32)
+    return GraphBatch(t(types), t(ff), t(fm), t(ports), t(ed), t(en), t(er), t(ev), cond)
 
 
-def same_graph_batch(graph: DeviceGraph, sizes: np.ndarray) -> GraphBatch:
-    """Many sizings of one netlist as a batch (no padding; the structure is shared)."""
+def same_graph_batch(graph: DeviceGraph, sizes: np.ndarray, load: float = REFERENCE_LOAD_F) -> GraphBatch:
+    """Many sizings of one netlist, at one load (farads), as a batch (no padding; the structure is shared)."""
     f = graph.features(sizes)
     s = f.shape[0]
     x = graph.edges
@@ -253,4 +263,5 @@ def same_graph_batch(graph: DeviceGraph, sizes: np.ndarray) -> GraphBatch:
         return t(np.ascontiguousarray(a)).expand(s, *a.shape)
 
     return GraphBatch(rows(graph.types), t(f), rows(graph.fmask), rows(graph.ports), rows(x[:, 2]), rows(x[:, 1]),
-                      rows(x[:, 0]), torch.ones(s, len(x), dtype=torch.bool))
+                      rows(x[:, 0]), torch.ones(s, len(x), dtype=torch.bool),
+                      torch.full((s, 1), load_feature(load), dtype=torch.float32))

@@ -8,10 +8,11 @@ swing, CMRR, PSRR, offset, area, saturation margins. Numbers are learned on the 
 them on (decades for frequencies, currents, power, slew, noise density, times and area; the value
 itself otherwise), standardised by the training set; booleans (stable, all_saturated) as logits.
 
-Conditions: the sky130 dataset (cktflow.dataset.transistor_build) measures every circuit at one
-condition (tt, 27 C, vdd 1.8 V, vcm 1.1 V, 5 pF), so the predictor has no condition input: its
-figures are at that condition, which the checkpoint records (`TRAINED_AT`). A spec at other
-conditions is judged on its typical figures, as the sizing runs judge a point first.
+Conditions: the sky130 dataset (cktflow.dataset.transistor_build) measures every circuit at tt,
+27 C, vdd 1.8 V, vcm 1.1 V (`TRAINED_AT`) and at 5 pF or, built with a load range, at each circuit's
+own load. The load is the predictor's one condition input (it drives the output net and enters the
+head); it is asked only about loads within its training range (`covers`). A spec at other corners
+and temperatures is judged on its typical figures, as the sizing runs judge a point first.
 
 Members: several networks from different seeds; `predict` returns each one's figures, and the
 refinement (`refine_sizes`) asks all of them to agree that a sizing meets the spec, so it does not
@@ -36,8 +37,8 @@ from spice_sim.measure import Performance
 from spice_sim.metrics import LOG_UNITS, METRIC_UNITS, metrics_at
 from ..transistor.circuit import TransistorCircuit
 from .checkpoint import load_checkpoint, save_checkpoint
-from .device_graph import DEVICE_TYPES, NET_KINDS, NUM_FEATURES, ROLES, DeviceGraph, GraphBatch, collate, \
-    same_graph_batch
+from .device_graph import DEVICE_TYPES, NET_KINDS, NUM_FEATURES, REFERENCE_LOAD_F, ROLES, DeviceGraph, GraphBatch, \
+    collate, load_feature, same_graph_batch
 
 __all__ = ["SizingPredictor", "PREDICTED_METRICS", "TRAINED_AT", "Labelled", "labelled_examples",
            "train_sizing_predictor", "load_sizing_predictor", "save_sizing_predictor", "shipped_path",
@@ -50,26 +51,24 @@ log = logging.getLogger(__name__)
 #: (slew is the smaller edge, supply current is power / vdd, swing is high - low).
 PREDICTED_METRICS = tuple(m for m in metrics_at("transistor")
                           if m not in ("slew_v_per_s", "supply_a", "swing_v"))
-#: Where every label of the dataset was measured (cktflow.dataset.transistor_build).
-TRAINED_AT = {"corner": "tt", "temp_c": 27.0, "vdd": 1.8, "vcm": 1.1, "cl": 5e-12}
-#: How far a spec's load may be from TRAINED_AT's for the predictor to judge it: UGF, phase margin and
-#: slew move with the load, and a Miller op-amp compensated for 1 pF looks unstable at 5 pF.
-LOAD_TOLERANCE = 2.0
+#: Where every label of the dataset was measured (cktflow.dataset.transistor_build), the load aside.
+TRAINED_AT = {"corner": "tt", "temp_c": 27.0, "vdd": 1.8, "vcm": 1.1}
+#: How far beyond the loads it was trained at (the smallest and largest, `SizingPredictor.loads`) the
+#: predictor is asked about a circuit: UGF, phase margin and slew move with the load, and a Miller
+#: op-amp compensated for 1 pF looks unstable at 5 pF.
+LOAD_TOLERANCE = 1.5
 
 
-def covers(spec) -> bool:
-    """Whether the predictor's figures stand for the spec's circuits: the spec names a load within
-    LOAD_TOLERANCE of the one every label was measured at (a spec without one measures each
-    candidate at its own load, which differs between templates)."""
-    c = spec.conditions
-    cl = c.load_cap if c is not None else None
-    return cl is not None and TRAINED_AT["cl"] / LOAD_TOLERANCE <= cl <= TRAINED_AT["cl"] * LOAD_TOLERANCE
+def covers(model: "SizingPredictor", loads: Iterable[float]) -> bool:
+    """Whether every load (farads) lies within the loads the predictor was trained at (LOAD_TOLERANCE)."""
+    lo, hi = model.loads
+    return all(lo / LOAD_TOLERANCE <= cl <= hi * LOAD_TOLERANCE for cl in loads)
 
 
 #: Label ranges (own units) of the linear metrics: a circuit whose output is stuck at a rail measures
-#: -300 dB of gain or of PSRR, a phase wound several turns, volts of integrated noise. Those are one
-#: fact (the circuit does not work), so labels are clipped to what a spec can ask about and the
-#: figures of broken circuits do not swamp the loss.
+#: -300 dB of gain or of PSRR, a phase wound several turns. Those are one fact (the circuit does not
+#: work), so labels are clipped to what a spec can ask about and the figures of broken circuits do
+#: not swamp the loss.
 CLIP = {"gain_db": (-20.0, 140.0), "pm_deg": (-180.0, 180.0), "pm_min_deg": (-180.0, 180.0),
         "gm_db": (-60.0, 100.0), "peaking_db": (0.0, 60.0), "cmrr_db": (-40.0, 140.0), "psrr_db": (-40.0, 140.0),
         "offset_v": (-1.0, 1.0), "min_margin_v": (-1.0, 0.5), "overshoot_pct": (0.0, 1000.0)}
@@ -150,14 +149,17 @@ class _Member(nn.Module):
         self.dev_feat = nn.Sequential(nn.Linear(2 * NUM_FEATURES, d), nn.GELU(), nn.Linear(d, d))
         self.net_kind = nn.Embedding(len(NET_KINDS), d)
         self.layers = nn.ModuleList(_Layer(d) for _ in range(layers))
-        self.head = nn.Sequential(nn.LayerNorm(4 * d), nn.Linear(4 * d, 2 * d), nn.GELU(), nn.Linear(2 * d, n_out))
+        self.load = nn.Linear(1, d)       # the load drives the output net
+        self.head = nn.Sequential(nn.LayerNorm(4 * d + 1), nn.Linear(4 * d + 1, 2 * d), nn.GELU(),
+                                  nn.Linear(2 * d, n_out))
         self._out = NET_KINDS.index("out")
 
     def forward(self, x: GraphBatch) -> torch.Tensor:
         dm, nm = x.dmask, x.nmask
         feats = torch.cat([x.feats * x.fmask, x.fmask.float()], dim=-1)
         dev = (self.dev_type(x.types) + self.dev_feat(feats)) * dm[..., None]
-        net = self.net_kind(x.ports) * nm[..., None]
+        is_out = (x.ports == self._out)[..., None]
+        net = (self.net_kind(x.ports) + is_out * self.load(x.cond)[:, None, :]) * nm[..., None]
         e_dev, e_net, e_role = x.flat_edges()
         b, n_dev, n_net = dev.shape[0], dev.shape[1], net.shape[1]
         one = torch.ones(len(e_dev), 1)
@@ -170,18 +172,21 @@ class _Member(nn.Module):
         mean_dev = dev.sum(1) / dm.sum(1, keepdim=True).clamp(min=1)
         max_dev = dev.masked_fill(~dm[..., None], -1e4).max(1).values
         mean_net = net.sum(1) / nm.sum(1, keepdim=True).clamp(min=1)
-        out_net = (net * (x.ports == self._out)[..., None]).sum(1)
-        return self.head(torch.cat([mean_dev, max_dev, mean_net, out_net], dim=-1))
+        out_net = (net * is_out).sum(1)
+        return self.head(torch.cat([mean_dev, max_dev, mean_net, out_net, x.cond], dim=-1))
 
 
 class SizingPredictor(nn.Module):
     """Members x metrics. `forward` gives standardised outputs (M, B, K)."""
 
     def __init__(self, metrics: Sequence[str] = PREDICTED_METRICS, *, d: int = 64, layers: int = 3, members: int = 3,
-                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None):
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 loads: Sequence[float] = (REFERENCE_LOAD_F, REFERENCE_LOAD_F)):
         super().__init__()
         self.metrics = tuple(metrics)
-        self.config = {"metrics": list(self.metrics), "d": d, "layers": layers, "members": members}
+        self.loads = (float(loads[0]), float(loads[1]))      # the smallest and largest load trained at (F)
+        self.config = {"metrics": list(self.metrics), "d": d, "layers": layers, "members": members,
+                       "loads": list(self.loads)}
         self.members = nn.ModuleList(_Member(len(self.metrics), d, layers) for _ in range(members))
         k = len(self.metrics)
         self.register_buffer("mean", torch.tensor(mean if mean is not None else [0.0] * k, dtype=torch.float32))
@@ -211,13 +216,15 @@ class Labelled:
     y: np.ndarray              # (B, K)
     split: list[str]
     topology: list[str]
+    loads: list[float]         # the load (F) each was measured with
 
     def __len__(self) -> int:
         return len(self.circuits)
 
     def take(self, idx: Sequence[int]) -> "Labelled":
         return Labelled([self.circuits[i] for i in idx], [self.graphs[i] for i in idx], [self.feats[i] for i in idx],
-                        self.y[list(idx)], [self.split[i] for i in idx], [self.topology[i] for i in idx])
+                        self.y[list(idx)], [self.split[i] for i in idx], [self.topology[i] for i in idx],
+                        [self.loads[i] for i in idx])
 
     def batch(self, idx: Sequence[int]) -> tuple[GraphBatch, torch.Tensor]:
         """Padded once for the whole set (distinct netlists are few: their structures are gathered)."""
@@ -228,19 +235,20 @@ class Labelled:
             feats = torch.zeros(len(self), table.types.shape[1], NUM_FEATURES)
             for i, f in enumerate(self.feats):
                 feats[i, :f.shape[0]] = torch.from_numpy(f)
-            self._padded = (table, torch.tensor([where[id(g)] for g in self.graphs]), feats)
-        table, gid, feats = self._padded
+            cond = torch.tensor([[load_feature(cl)] for cl in self.loads], dtype=torch.float32)
+            self._padded = (table, torch.tensor([where[id(g)] for g in self.graphs]), feats, cond)
+        table, gid, feats, cond = self._padded
         t = torch.as_tensor(list(idx), dtype=torch.long)
         g = gid[t]
         x = GraphBatch(table.types[g], feats[t], table.fmask[g], table.ports[g], table.e_dev[g], table.e_net[g],
-                       table.e_role[g], table.e_valid[g])
+                       table.e_role[g], table.e_valid[g], cond[t])
         return x, torch.from_numpy(self.y[t.numpy()])
 
 
 def labelled_examples(records: Iterable, metrics: Sequence[str] = PREDICTED_METRICS) -> Labelled:
     """Store records (transistor circuits with a measured Performance) as predictor examples."""
     graphs: dict[str, DeviceGraph] = {}
-    out = Labelled([], [], [], np.zeros((0, len(metrics)), dtype=np.float32), [], [])
+    out = Labelled([], [], [], np.zeros((0, len(metrics)), dtype=np.float32), [], [], [])
     ys = []
     for r in records:
         c = r.circuit
@@ -256,6 +264,7 @@ def labelled_examples(records: Iterable, metrics: Sequence[str] = PREDICTED_METR
         ys.append([_forward_value(m, r.performance.get(m)) for m in metrics])
         out.split.append(r.split)
         out.topology.append(topo)
+        out.loads.append(float((r.provenance or {}).get("conditions", {}).get("cl") or REFERENCE_LOAD_F))
     out.y = np.asarray(ys, dtype=np.float32).reshape(-1, len(metrics))
     return out
 
@@ -281,12 +290,15 @@ def train_sizing_predictor(data: Labelled, *, epochs: int = 120, d: int = 64, la
     rng = np.random.default_rng(seed)
     if init is not None:
         model = init
+        model.loads = (min(model.loads[0], *data.loads), max(model.loads[1], *data.loads))
+        model.config["loads"] = list(model.loads)
     else:
         y = data.y
         mean = np.nanmean(y, axis=0)
         std = np.nanstd(y, axis=0)
         mean, std = np.nan_to_num(mean), np.where(np.nan_to_num(std) > 1e-6, np.nan_to_num(std), 1.0)
-        model = SizingPredictor(d=d, layers=layers, members=members, mean=mean.tolist(), std=std.tolist())
+        model = SizingPredictor(d=d, layers=layers, members=members, mean=mean.tolist(), std=std.tolist(),
+                                loads=(min(data.loads), max(data.loads)))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = max(1, epochs * math.ceil(len(data) / batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
@@ -417,19 +429,26 @@ def _performances(model: SizingPredictor, pred: np.ndarray) -> list[Performance]
     return out
 
 
-def predict_circuits(model: SizingPredictor, circuits: Sequence[TransistorCircuit]) -> list[Performance]:
-    """Member-mean predictions of each circuit's metrics at TRAINED_AT."""
-    data = labelled_examples(_Unlabelled(c) for c in circuits)
+def _own_load(circuit: TransistorCircuit) -> float:
+    return float(circuit.conditions.get("cl") or REFERENCE_LOAD_F)
+
+
+def predict_circuits(model: SizingPredictor, circuits: Sequence[TransistorCircuit],
+                     loads: Sequence[float] | None = None) -> list[Performance]:
+    """Member-mean predictions of each circuit's metrics at TRAINED_AT's other conditions and the
+    given loads (farads; default: each circuit's own, else REFERENCE_LOAD_F)."""
+    data = labelled_examples(_Unlabelled(c, cl) for c, cl in zip(circuits, loads or [_own_load(c) for c in circuits]))
     return _performances(model, _own_units(model, predict_labelled(model, data)))
 
 
 class _Unlabelled:
-    """A circuit dressed as a store record, for `labelled_examples` (its labels stay NaN)."""
+    """A circuit dressed as a store record at a load, for `labelled_examples` (its labels stay NaN)."""
     split = ""
 
-    def __init__(self, circuit):
+    def __init__(self, circuit, load: float):
         self.circuit = circuit
         self.performance = Performance()
+        self.provenance = {"conditions": {"cl": load}}
 
 
 def _own_units(model: SizingPredictor, transformed: np.ndarray) -> np.ndarray:
@@ -466,9 +485,10 @@ def _agreed_shortfall(model: SizingPredictor, spec, pred: np.ndarray, margin: fl
 
 
 def predicted_shortfalls(model: SizingPredictor, circuits: Sequence[TransistorCircuit], spec,
-                         margin: float = 0.0) -> np.ndarray:
-    """(len(circuits),) the spec's shortfall by the members' pessimistic prediction of each circuit."""
-    data = labelled_examples(_Unlabelled(c) for c in circuits)
+                         loads: Sequence[float] | None = None, margin: float = 0.0) -> np.ndarray:
+    """(len(circuits),) the spec's shortfall by the members' pessimistic prediction of each circuit
+    (at `loads`, farads; default each circuit's own)."""
+    data = labelled_examples(_Unlabelled(c, cl) for c, cl in zip(circuits, loads or [_own_load(c) for c in circuits]))
     x, _ = data.batch(range(len(data)))
     return _agreed_shortfall(model, spec, model.predict(x), margin)
 
@@ -480,8 +500,9 @@ class Refined:
     start_shortfall: float              # of the circuit's own sizes
 
 
-def refine_sizes(model: SizingPredictor, circuit: TransistorCircuit, spec, *, iterations: int = 8,
-                 population: int = 256, elite: int = 24, margin: float = 0.1, seed: int = 0) -> Refined:
+def refine_sizes(model: SizingPredictor, circuit: TransistorCircuit, spec, *, load: float | None = None,
+                 iterations: int = 8, population: int = 256, elite: int = 24, margin: float = 0.1,
+                 seed: int = 0) -> Refined:
     """Move a circuit's sizes to where every member predicts the spec met with `margin` to spare.
 
     The search stays where the data is: the dataset (cktflow.dataset.transistor_build) varies a
@@ -513,7 +534,8 @@ def refine_sizes(model: SizingPredictor, circuit: TransistorCircuit, spec, *, it
         return np.clip(x0 + collective + v[:, 3:], plo, phi)
 
     def score(v: np.ndarray) -> np.ndarray:
-        pred = model.predict(same_graph_batch(graph, 10.0 ** sizes_of(v)[:, order]))
+        pred = model.predict(same_graph_batch(graph, 10.0 ** sizes_of(v)[:, order],
+                                              load=load if load is not None else _own_load(circuit)))
         return _agreed_shortfall(model, spec, pred, margin)
 
     v0 = np.zeros(3 + p)
