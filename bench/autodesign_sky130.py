@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cktflow.flow.transistor import TransistorDesign, conditions_of, verify_transistor  # noqa: E402
-from cktflow.flow.transistor_design import generate_transistor, model_candidates, template_candidates  # noqa: E402
+from cktflow.flow.transistor_design import (SCREEN_AHEAD, generate_transistor, model_candidates,  # noqa: E402
+                                           template_candidates)
 from cktflow.sizing.transistor import (ConditionRun, TransistorSpace, measure_plan, run_jobs,  # noqa: E402
                                        size_transistor, sizing_spec)
 from cktflow.spec import parse_spec  # noqa: E402
@@ -111,7 +112,7 @@ def run_random(spec, sim, seed):
 #: best predicted first, SCREEN_FIRST of them up front; "sky130-rank" the same without moving sizes;
 #: "retrieval" the stored circuits nearest the spec at their stored sizes, nothing else.
 VARIANTS = ("behavioural", "sky130", "sky130-rank", "retrieval")
-SCREEN_FIRST = 4
+SCREEN_FIRST = 2 + SCREEN_AHEAD         # generate's default top_k (2), as `cktflow generate` screens
 
 
 def generate_sources(variant: str, seed: int):

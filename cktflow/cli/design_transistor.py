@@ -78,10 +78,6 @@ def size_transistor_command(spec, circuit_path, budget, batch, margin, seed, his
     sys.exit(EXIT_MET if result.met else EXIT_NOT_MET)
 
 
-#: Candidates screened up front beyond the top_k that will be sized, when a predictor ranks them.
-SCREEN_AHEAD = 2
-
-
 def generate_transistor_command(spec, budget, top_k, want, seed, out, force, workers, ray_address, as_json,
                                 model: dict):
     """`model`: model_candidates' options (n, checkpoint, guidance, refine). `n` also counts the stored
@@ -90,7 +86,7 @@ def generate_transistor_command(spec, budget, top_k, want, seed, out, force, wor
     than top_k up front (the predictor ranks; it does not move sizes: docs/transistor-level.md)."""
     from functools import partial
 
-    from cktflow.flow.transistor_design import generate_transistor, model_candidates, template_candidates
+    from cktflow.flow.transistor_design import SCREEN_AHEAD, generate_transistor, model_candidates, template_candidates
     from cktflow.flow.transistor_proposals import stored_candidates
     from cktflow.model.sizing_predictor import load_sizing_predictor, shipped_sizing_predictor
     from cktflow.flow.transistor_output import write_transistor_report

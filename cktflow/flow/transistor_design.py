@@ -3,12 +3,14 @@ at every condition -> the output folder (netlists, testbench, schematics, plots,
 
 Candidates come from a list of sources, each `source(spec, tech) -> list[Candidate | Skipped]`: the
 PDK's templates (cktflow.transistor.templates()) and the model's behavioural proposals for the
-spec, realised on the PDK at their first gm/Id sizes (cktflow.transistor.realize). A proposal that
-cannot be realised comes back as a Skipped with the reason, which the report lists.
+spec, realised on the PDK at their first gm/Id sizes (cktflow.transistor.realize); the CLI adds the
+stored circuits nearest the spec (cktflow.flow.transistor_proposals). A proposal that cannot be
+realised comes back as a Skipped with the reason, which the report lists.
 
 Screening: each candidate is simulated once at the typical condition at its own sizes (the same
 start point its sizing run would measure first, written to its sizing history, so the screen is
-not paid twice). Candidates are sized best-screened first (shortfall at typical), the best
+not paid twice); with a PDK predictor, the best predicted first and only as many as needed (see
+generate_transistor). Candidates are sized best-screened first (shortfall at typical), the best
 `top_k` each with a share of the budget that is left, until `want` are verified. Every candidate
 that sizing reports as meeting the spec is verified at once: cktflow.flow.transistor.verify_transistor
 measures every testbench (op, AC, swing, noise, the follower's steps) at every condition, and only
@@ -36,6 +38,7 @@ from .transistor_proposals import refine_candidates
 from .transistor import TransistorDesign, TransistorReport, conditions_of, verify_transistor
 
 __all__ = ["Candidate", "Skipped", "template_candidates", "model_candidates", "MODEL_PROPOSALS", "CANDIDATE_SOURCES",
+           "SCREEN_AHEAD",
            "TransistorOutcome", "TransistorDesignResult", "generate_transistor", "PoolRunner"]
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,10 @@ def model_candidates(spec: Spec, tech: Technology, *, n: int = MODEL_PROPOSALS, 
         stages = sum(1 for s in z.stages if s.role.startswith("S"))
         out.append(Candidate(z.circuit, f"model proposal {k + 1} realised ({stages} stage(s), S1 {z.s1_kind})"))
     return out
+
+
+#: Candidates screened up front beyond the top_k that will be sized, when a predictor ranks them.
+SCREEN_AHEAD = 2
 
 
 #: Where candidates come from, in order: the templates, then the model's realised proposals.
@@ -183,14 +190,13 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
                         on_progress: Callable[[str], None] | None = None) -> TransistorDesignResult:
     """From a transistor-level spec to verified circuits within `budget` simulations (screening and
     sizing; the verification runs come on top and are counted apart). See the module docstring.
-    `simulator`: a LocalSimulator or a SimPool. `predictor`: a transistor-level performance
-    predictor (cktflow.model.sizing_predictor) that moves every candidate's first sizes toward the
-    spec before the screen (cktflow.flow.transistor_proposals.refine_candidates; not with
-    refine=False) and orders them best
-    predicted first; with `screen_first` only that many (at least top_k) are screened up front, the
-    next top_k in predicted order only when those are sized and none is verified; it is left out when
-    a candidate's load is not one it was trained at (cktflow.model.sizing_predictor.covers). None: as
-    they come."""
+    `simulator`: a LocalSimulator or a SimPool.
+    `predictor` (cktflow.model.sizing_predictor): the candidates are screened best predicted first;
+    with `screen_first` only that many (at least top_k) up front, the next top_k in predicted order
+    only when those are sized and none is verified. With `refine` it also moves every candidate's
+    first sizes toward the spec before the screen (cktflow.flow.transistor_proposals). It is left
+    out when a candidate's load is not one it was trained at (sizing_predictor.covers).
+    None: every candidate is screened, in the sources' order."""
     from ..sizing.transistor import TRANSISTOR_CONFIG, size_transistor
 
     if budget < 1 or top_k < 1 or want < 1:
