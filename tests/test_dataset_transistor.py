@@ -75,6 +75,12 @@ def test_the_cli_refuses_what_does_not_apply(tmp_path):
     assert r.exit_code == 2 and "--pdk" in r.output
     r = CliRunner().invoke(main, ["dataset", "build", "--pdk", "nosuchpdk", "--db", str(tmp_path / "x.sqlite")])
     assert r.exit_code == 2 and "nosuchpdk" in r.output
+    r = CliRunner().invoke(main, ["dataset", "build", "--load-range", "1pF:10pF", "--db", str(tmp_path / "x.sqlite")])
+    assert r.exit_code == 2 and "--pdk" in r.output
+    for bad in ("1pF", "10pF:1pF", "a:b"):
+        r = CliRunner().invoke(main, ["dataset", "build", "--pdk", "sky130", "--load-range", bad,
+                                      "--db", str(tmp_path / "x.sqlite")])
+        assert r.exit_code == 2 and "--load-range" in r.output, r.output
     assert not (tmp_path / "x.sqlite").exists()
 
 
