@@ -253,3 +253,27 @@ def test_generate_screens_the_best_predicted_candidates_first(trained):
         unranked = generate_transistor(other, sim, sources=(template_candidates,), predictor=model, refine=False,
                                        screen_first=1, top_k=1, budget=6)
     assert unranked.screened == 4
+
+
+def test_the_shipped_predictor_judges_the_templates_as_ngspice_measures_them():
+    import math
+
+    from cktflow.model.sizing_predictor import shipped_sizing_predictor
+    from cktflow.model.sizing_recipe import SHIP_LIMIT_BYTES
+    from cktflow.transistor import Conditions, templates
+    from cktflow.transistor.jobs import KeyedLocalSimulator, OpampJob
+
+    path = shipped_sizing_predictor("sky130")
+    assert path is not None and path.stat().st_size < SHIP_LIMIT_BYTES
+    model = load_sizing_predictor(path)
+    tech = load_technology("sky130")
+    circuits = [from_template(n) for n in templates("sky130")]
+    predicted = predict_circuits(model, circuits)
+    with KeyedLocalSimulator(timeout_s=120) as sim:
+        for c, p in zip(circuits, predicted):
+            dut, name, sizes = c.dut()
+            cond = Conditions(**c.conditions).resolved(tech)
+            m = sim.run(OpampJob(dut, name, tuple(sorted(sizes.items())), conditions=cond)).metrics.performance
+            # the templates' own sizings are in the data it learned from: power within 0.3 decades, gain 20 dB
+            assert abs(math.log10(p.power_w / m.power_w)) < 0.3, (c.name, p.power_w, m.power_w)
+            assert abs(p.gain_db - m.gain_db) < 20, (c.name, p.gain_db, m.gain_db)
