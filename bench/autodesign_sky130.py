@@ -110,8 +110,10 @@ def run_random(spec, sim, seed):
 #: behavioural model's realised proposals (the sky130 design issue's generate); "sky130" those and
 #: the stored circuits nearest the spec, every one's sizes refined by the sky130 predictor, screened
 #: best predicted first, SCREEN_FIRST of them up front; "sky130-rank" the same without moving sizes;
-#: "retrieval" the stored circuits nearest the spec at their stored sizes, nothing else.
-VARIANTS = ("behavioural", "sky130", "sky130-rank", "retrieval")
+#: "with-stored" the templates, the proposals and the stored circuits, every one screened (no
+#: predictor: what `cktflow generate` does); "retrieval" the stored circuits nearest the spec at
+#: their stored sizes, nothing else.
+VARIANTS = ("behavioural", "sky130", "sky130-rank", "with-stored", "retrieval")
 SCREEN_FIRST = 2 + SCREEN_AHEAD         # generate's default top_k (2), as `cktflow generate` screens
 
 
@@ -119,7 +121,7 @@ def generate_sources(variant: str, seed: int):
     from cktflow.flow.transistor_proposals import stored_candidates
     if variant == "behavioural":
         return (template_candidates, partial(model_candidates, seed=seed))
-    if variant in ("sky130", "sky130-rank"):
+    if variant in ("sky130", "sky130-rank", "with-stored"):
         return (template_candidates, partial(model_candidates, seed=seed), stored_candidates)
     if variant == "retrieval":
         return (stored_candidates,)

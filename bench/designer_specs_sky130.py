@@ -129,7 +129,8 @@ def main(argv=None) -> int:
                     help="what generate starts from: the templates and the behavioural model's realised proposals "
                          "(behavioural); those and the stored sky130 circuits nearest the spec, sizes refined by the "
                          "sky130 predictor and screened best predicted first (sky130; sky130-rank without the "
-                         "refinement); the stored circuits only (retrieval)")
+                         "refinement); all of them, every one screened (with-stored, as `cktflow generate` runs); the "
+                         "stored circuits only (retrieval)")
     ap.add_argument("--range", default=None, metavar="A:B",
                     help="run only specs A..B-1 (to spread one run over processes; --summary-of joins them)")
     ap.add_argument("--specs-from", nargs="+", default=None, metavar="JSON",

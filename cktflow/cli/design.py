@@ -92,8 +92,7 @@ def size_command(spec_path, budget, batch, margin, seed, history, pdk, out, forc
               help="Model checkpoint (default: the shipped model).")
 @click.option("--no-guidance", is_flag=True, help="Sample without classifier guidance.")
 @click.option("--no-refine", is_flag=True,
-              help="Keep the decoded device values (no refinement by the model's performance predictor); at a "
-                   "PDK also screen every candidate, unranked by the PDK's predictor.")
+              help="Keep the decoded device values (no refinement by the model's performance predictor).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of sampling and sizing.")
 @click.option("--pdk", "pdk", default=None, metavar="NAME",
               help="Design at transistor level on this PDK (e.g. sky130) when the spec names none.")

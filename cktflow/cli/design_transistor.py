@@ -81,14 +81,13 @@ def size_transistor_command(spec, circuit_path, budget, batch, margin, seed, his
 def generate_transistor_command(spec, budget, top_k, want, seed, out, force, workers, ray_address, as_json,
                                 model: dict):
     """`model`: model_candidates' options (n, checkpoint, guidance, refine). `n` also counts the stored
-    circuits nearest the spec (the PDK's dataset store, when there is one). With `refine` and a
-    predictor shipped for the PDK, candidates are screened best predicted first, SCREEN_AHEAD more
-    than top_k up front (the predictor ranks; it does not move sizes: docs/transistor-level.md)."""
+    circuits nearest the spec (the PDK's dataset store, when there is one). Every candidate is
+    screened: ranking them by the PDK's predictor and screening only the best lost specs that
+    screening all of them met (docs/benchmarks.md, issue 20), so `generate` does not use it."""
     from functools import partial
 
-    from cktflow.flow.transistor_design import SCREEN_AHEAD, generate_transistor, model_candidates, template_candidates
+    from cktflow.flow.transistor_design import generate_transistor, model_candidates, template_candidates
     from cktflow.flow.transistor_proposals import stored_candidates
-    from cktflow.model.sizing_predictor import load_sizing_predictor, shipped_sizing_predictor
     from cktflow.flow.transistor_output import write_transistor_report
     from cktflow.technology import PdkNotInstalledError
 
@@ -99,17 +98,12 @@ def generate_transistor_command(spec, budget, top_k, want, seed, out, force, wor
         try:
             sources = (template_candidates, partial(model_candidates, seed=seed, **model),
                        partial(stored_candidates, n=model["n"]))
-            shipped = shipped_sizing_predictor(spec.pdk) if model["refine"] else None
-            predictor = load_sizing_predictor(shipped) if shipped is not None else None
             result = generate_transistor(spec, sim, sources=sources, budget=budget, top_k=top_k, want=want, seed=seed,
-                                         history_dir=out_dir / "sizing", progress=not as_json, on_progress=say,
-                                         predictor=predictor, refine=False,
-                                         screen_first=top_k + SCREEN_AHEAD if predictor is not None else None)
+                                         history_dir=out_dir / "sizing", progress=not as_json, on_progress=say)
         except (ValueError, PdkNotInstalledError) as exc:
             raise InputProblem(str(exc)) from None
         data = write_transistor_report(result, out_dir, {"seed": seed, "budget": budget, "top_k": top_k,
                                                          "model_proposals": model["n"],
-                                                         "predictor": str(shipped) if shipped else None,
                                                          "checkpoint": str(model["checkpoint"] or "shipped")})
     if as_json:
         echo_json({**data, "out": str(out_dir)})

@@ -68,7 +68,7 @@ def flywheel_transistor(specs: Sequence[Spec], rounds: int, out_dir: str | Path,
     from ..dataset.transistor_build import default_transistor_db
     from ..model.sizing_predictor import accuracy_table, load_sizing_predictor, shipped_sizing_predictor
     from ..model.sizing_recipe import run_sizing_recipe, split_examples
-    from .transistor_design import SCREEN_AHEAD, generate_transistor, model_candidates, template_candidates
+    from .transistor_design import generate_transistor, model_candidates, template_candidates
     from .transistor_proposals import stored_candidates
 
     if rounds < 1:
@@ -107,10 +107,9 @@ def flywheel_transistor(specs: Sequence[Spec], rounds: int, out_dir: str | Path,
                 continue
             sources = (template_candidates, partial(model_candidates, n=n, seed=seed + i),
                        partial(stored_candidates, n=n, db=db))
-            # as `cktflow generate` runs: the predictor ranks the candidates, it does not move sizes
+            # as `cktflow generate` runs: every candidate screened (the predictor's ranking lost specs)
             res = generate_transistor(spec, pool, sources=sources, budget=budget, top_k=top_k, seed=seed + i,
-                                      history_dir=sdir / "sizing", predictor=predictor, refine=False,
-                                      screen_first=top_k + SCREEN_AHEAD, progress=progress)
+                                      history_dir=sdir / "sizing", progress=progress)
             added = append_verified_transistor(res, db, {"flywheel_round": r, "predictor": str(current),
                                                          "seed": seed + i}, pool)
             row = {"spec": spec.name, "success": bool(res.verified), "simulations": res.simulations,
