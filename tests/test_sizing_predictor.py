@@ -274,6 +274,9 @@ def test_the_shipped_predictor_judges_the_templates_as_ngspice_measures_them():
             dut, name, sizes = c.dut()
             cond = Conditions(**c.conditions).resolved(tech)
             m = sim.run(OpampJob(dut, name, tuple(sorted(sizes.items())), conditions=cond)).metrics.performance
-            # the templates' own sizings are in the data it learned from: power within 0.3 decades, gain 20 dB
-            assert abs(math.log10(p.power_w / m.power_w)) < 0.3, (c.name, p.power_w, m.power_w)
-            assert abs(p.gain_db - m.gain_db) < 20, (c.name, p.gain_db, m.gain_db)
+            # ota5t, foldedcascode and nestedmiller3 are in the shipped predictor's training split: power
+            # within 0.1 decades, gain within 10 dB; miller2's netlist fell in the test split (never seen):
+            # within a factor 5 and 20 dB (docs/benchmarks.md)
+            seen = c.name != "miller2"
+            assert abs(math.log10(p.power_w / m.power_w)) < (0.1 if seen else 0.7), (c.name, p.power_w, m.power_w)
+            assert abs(p.gain_db - m.gain_db) < (10 if seen else 20), (c.name, p.gain_db, m.gain_db)
