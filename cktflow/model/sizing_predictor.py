@@ -14,7 +14,7 @@ own load. The load is the predictor's one condition input (it drives the output 
 head); it is asked only about loads within its training range (`covers`). A spec at other corners
 and temperatures is judged on its typical figures, as the sizing runs judge a point first.
 
-Members: several networks from different seeds; `predict` returns each one's figures, and the
+Members: several networks from different initialisations; `predict` returns each one's figures, and the
 refinement (`refine_sizes`) asks all of them to agree that a sizing meets the spec, so it does not
 chase one network's mistakes outside the data.
 """
@@ -282,7 +282,7 @@ def _loss(model: SizingPredictor, z: torch.Tensor, y: torch.Tensor) -> torch.Ten
     return per.sum() / present.sum().clamp(min=1) / z.shape[0]
 
 
-def train_sizing_predictor(data: Labelled, *, epochs: int = 120, d: int = 64, layers: int = 3, members: int = 3,
+def train_sizing_predictor(data: Labelled, *, epochs: int = 80, d: int = 64, layers: int = 3, members: int = 3,
                            lr: float = 2e-3, batch_size: int = 64, seed: int = 0, init: SizingPredictor | None = None,
                            progress: bool = False) -> SizingPredictor:
     """Fit on `data` (the caller passes the training split). `init`: fine-tune these weights."""
