@@ -136,12 +136,17 @@ def test_size_with_a_transistor_spec_refuses_a_behavioural_circuit_clearly(tmp_p
     assert r.exit_code == 2 and "looks like a behavioural circuit" in r.output
 
 
-def test_flywheel_refuses_a_transistor_spec_naming_it(tmp_path):
+def test_flywheel_refuses_mixed_levels_and_a_missing_pdk_store(tmp_path):
     from click.testing import CliRunner
 
     from cli import main
     p = tmp_path / "specs.yaml"
-    p.write_text("- name: ota\n  pdk: sky130\n  targets: {gain_db: {min: 30dB}}\n")
+    p.write_text("- name: ota\n  pdk: sky130\n  targets: {gain_db: {min: 30dB}}\n"
+                 "- name: beh\n  targets: {gain_db: {min: 30dB}}\n")
     r = CliRunner().invoke(main, ["flywheel", "--spec", str(p), "-o", str(tmp_path / "fw")])
-    assert r.exit_code == 2 and "spec 'ota' is for transistor op-amps" in r.output
-    assert not (tmp_path / "fw").exists()
+    assert r.exit_code == 2 and "mix levels" in r.output
+    p.write_text("- name: ota\n  pdk: sky130\n  targets: {gain_db: {min: 30dB}}\n")
+    missing = tmp_path / "none.sqlite"
+    r = CliRunner().invoke(main, ["flywheel", "--spec", str(p), "--dataset", str(missing), "-o", str(tmp_path / "fw")])
+    assert r.exit_code == 2 and str(missing) in r.output
+    assert not (tmp_path / "fw").exists() and not missing.exists()

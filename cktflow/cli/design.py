@@ -283,8 +283,17 @@ def _transistor_flywheel(specs, rounds, dataset_path, checkpoint, n, top_k, budg
     from cktflow.flow.transistor_flywheel import flywheel_transistor
     from cktflow.technology import PdkNotInstalledError
 
+    from pathlib import Path
+
+    from cktflow.dataset.transistor_build import default_transistor_db
+
     from .design_transistor import simulator
 
+    # refuse before anything is written: the store the round appends to must exist
+    db = Path(dataset_path) if dataset_path else default_transistor_db(specs[0].pdk)
+    if not db.exists():
+        raise InputProblem(f"dataset {db} does not exist (build it with `cktflow dataset build --pdk "
+                           f"{specs[0].pdk}`, or name one with --dataset)")
     output_folder(out, force)
     one_torch_thread()
 
@@ -300,7 +309,7 @@ def _transistor_flywheel(specs, rounds, dataset_path, checkpoint, n, top_k, budg
 
     with quiet_stdout(as_json), simulator(workers, ray_address, progress=False) as sim:
         try:
-            summaries = flywheel_transistor(specs, rounds, out, dataset_path=dataset_path, predictor_path=checkpoint,
+            summaries = flywheel_transistor(specs, rounds, out, dataset_path=db, predictor_path=checkpoint,
                                             n=n or MODEL_PROPOSALS, top_k=top_k or 2, budget=budget,
                                             finetune_epochs=epochs, seed=seed, pool=sim, progress=not as_json,
                                             on_round=show)
