@@ -259,11 +259,7 @@ def flywheel_command(spec_path, rounds, pdk, dataset_path, checkpoint, n, top_k,
 
     def show(summary):
         if not as_json:
-            sps = summary["simulations_per_success"]
-            click.echo(f"round {summary['round']}: {summary['success']}/{summary['specs']} specs met "
-                       f"({100 * summary['success_rate']:.0f} %), "
-                       f"{'-' if sps is None else f'{sps:.1f}'} simulations per success, "
-                       f"{summary['appended']} circuit(s) appended, fine-tuned on {summary['train_circuits']} circuits")
+            _say_round(summary, "fine-tuned")
 
     with quiet_stdout(as_json), sim_pool(workers, ray_address, progress=False) as pool:
         try:
@@ -275,6 +271,16 @@ def flywheel_command(spec_path, rounds, pdk, dataset_path, checkpoint, n, top_k,
     if as_json:
         echo_json({"rounds": summaries})
     sys.exit(EXIT_MET if summaries and summaries[-1]["success"] else EXIT_NOT_MET)
+
+
+def _say_round(summary: dict, tuned: str) -> None:
+    """One flywheel round's line: success, simulations per success, rows appended, the fine-tune."""
+    sps = summary["simulations_per_success"]
+    click.echo(f"round {summary['round']}: {summary['success']}/{summary['specs']} specs met "
+               f"({100 * summary['success_rate']:.0f} %), "
+               f"{'-' if sps is None else f'{sps:.1f}'} simulations per success, "
+               f"{summary['appended']} circuit(s) appended"
+               + (f", {tuned} on {summary['train_circuits']} circuits" if summary["train_circuits"] else ""))
 
 
 def _transistor_flywheel(specs, rounds, dataset_path, checkpoint, n, top_k, budget, epochs, seed, out, force,
@@ -299,13 +305,7 @@ def _transistor_flywheel(specs, rounds, dataset_path, checkpoint, n, top_k, budg
 
     def show(summary):
         if not as_json:
-            sps = summary["simulations_per_success"]
-            click.echo(f"round {summary['round']}: {summary['success']}/{summary['specs']} specs met "
-                       f"({100 * summary['success_rate']:.0f} %), "
-                       f"{'-' if sps is None else f'{sps:.1f}'} simulations per success, "
-                       f"{summary['appended']} circuit(s) appended"
-                       + (f", predictor fine-tuned on {summary['train_circuits']} circuits"
-                          if summary["train_circuits"] else ""))
+            _say_round(summary, "predictor fine-tuned")
 
     with quiet_stdout(as_json), simulator(workers, ray_address, progress=False) as sim:
         try:
