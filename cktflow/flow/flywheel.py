@@ -11,7 +11,34 @@ from ..fsutil import atomic_write_text
 from ..spec import Spec
 from .loop import LoopResult, generate, run_provenance
 
-__all__ = ["append_verified", "load_spec_list", "flywheel"]
+__all__ = ["append_verified", "load_spec_list", "flywheel", "spec_rows", "round_tally"]
+
+
+def spec_rows(specs: Sequence[Spec], rdir: Path, run_one) -> list[dict]:
+    """One round's row per spec, resumable: a spec whose OUT/round-R/specs/NAME/row.json exists is read
+    back; otherwise `run_one(i, spec, sdir)` designs it and returns its row, written atomically (a kill
+    leaves it whole or absent)."""
+    rows = []
+    for i, spec in enumerate(specs):
+        sdir = rdir / "specs" / spec.name
+        row_file = sdir / "row.json"
+        if row_file.is_file():
+            rows.append(json.loads(row_file.read_text()))
+            continue
+        row = run_one(i, spec, sdir)
+        sdir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(row_file, json.dumps(row))
+        rows.append(row)
+    return rows
+
+
+def round_tally(r: int, rows: list[dict]) -> dict:
+    """The round's figures every flywheel reports: success rate, simulations per success, rows appended."""
+    wins = sum(x["success"] for x in rows)
+    sims = sum(x["simulations"] for x in rows)
+    return {"round": r, "specs": len(rows), "success": wins, "success_rate": wins / len(rows) if rows else 0.0,
+            "simulations": sims, "simulations_per_success": sims / wins if wins else None,
+            "appended": sum(x["appended"] for x in rows), "train_circuits": None, "rows": rows}
 
 
 def append_verified(result: LoopResult, dataset_path: str | Path | None, provenance: dict) -> int:
@@ -95,29 +122,17 @@ def flywheel(specs: Sequence[Spec], rounds: int, out_dir: str | Path, *, dataset
                 on_round(summary)
             continue
         t0 = time.perf_counter()
-        rows = []
-        for i, spec in enumerate(specs):
-            sdir = rdir / "specs" / spec.name
-            row_file = sdir / "row.json"
-            if row_file.is_file():
-                rows.append(json.loads(row_file.read_text()))
-                continue
+
+        def run_one(i, spec, sdir):
             prov = {**run_provenance(ckpt, seed + i), "flywheel_round": r}
             res = generate(spec, n, top_k=top_k, budget=budget, want=want, checkpoint=ckpt, seed=seed + i,
                            pool=pool, progress=progress, history_dir=sdir / "sizing")
             added = append_verified(res, dataset_path, prov)
-            row = {"spec": spec.name, "success": bool(res.verified), "simulations": res.simulations,
-                   "seconds": res.seconds, "appended": added, "run_id": prov["run_id"]}
-            sdir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(row_file, json.dumps(row))    # a kill leaves it whole or absent: resume reads it
-            rows.append(row)
-        wins = sum(x["success"] for x in rows)
-        sims = sum(x["simulations"] for x in rows)
-        summary = {"round": r, "model": str(ckpt), "specs": len(rows), "success": wins,
-                   "success_rate": wins / len(rows) if rows else 0.0, "simulations": sims,
-                   "simulations_per_success": sims / wins if wins else None,
-                   "appended": sum(x["appended"] for x in rows), "train_circuits": None,
-                   "finetune_epochs": 0, "next_checkpoint": str(ckpt), "rows": rows}
+            return {"spec": spec.name, "success": bool(res.verified), "simulations": res.simulations,
+                    "seconds": res.seconds, "appended": added, "run_id": prov["run_id"]}
+
+        summary = {**round_tally(r, spec_rows(specs, rdir, run_one)), "model": str(ckpt), "finetune_epochs": 0,
+                   "next_checkpoint": str(ckpt)}
         if finetune_last or r < rounds:
             examples = load_examples(dataset_path)
             train_data = build_tensor_data([e for e in examples if e.split == "train"])

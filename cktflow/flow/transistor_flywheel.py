@@ -24,6 +24,7 @@ from typing import Sequence
 
 from ..fsutil import atomic_write_text
 from ..spec import Spec
+from .flywheel import round_tally, spec_rows
 
 __all__ = ["append_verified_transistor", "flywheel_transistor"]
 
@@ -98,13 +99,8 @@ def flywheel_transistor(specs: Sequence[Spec], rounds: int, out_dir: str | Path,
             continue
         t0 = time.perf_counter()
         predictor = load_sizing_predictor(current)
-        rows = []
-        for i, spec in enumerate(specs):
-            sdir = rdir / "specs" / spec.name
-            row_file = sdir / "row.json"
-            if row_file.is_file():
-                rows.append(json.loads(row_file.read_text()))
-                continue
+
+        def run_one(i, spec, sdir):
             sources = (template_candidates, partial(model_candidates, n=n, seed=seed + i),
                        partial(stored_candidates, n=n, db=db))
             # as `cktflow generate` runs: every candidate screened (the predictor's ranking lost specs)
@@ -112,21 +108,14 @@ def flywheel_transistor(specs: Sequence[Spec], rounds: int, out_dir: str | Path,
                                       history_dir=sdir / "sizing", progress=progress)
             added = append_verified_transistor(res, db, {"flywheel_round": r, "predictor": str(current),
                                                          "seed": seed + i}, pool)
-            row = {"spec": spec.name, "success": bool(res.verified), "simulations": res.simulations,
-                   "verification_simulations": res.verification_simulations, "seconds": res.seconds,
-                   "appended": added,
-                   "winner": res.verified[0].candidate.origin if res.verified else None,
-                   "winner_hash": res.verified[0].circuit.canonical_hash() if res.verified else None}
-            sdir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(row_file, json.dumps(row))
-            rows.append(row)
-        wins = sum(x["success"] for x in rows)
-        sims = sum(x["simulations"] for x in rows)
-        summary = {"round": r, "predictor": str(current), "specs": len(rows), "success": wins,
-                   "success_rate": wins / len(rows) if rows else 0.0, "simulations": sims,
-                   "simulations_per_success": sims / wins if wins else None,
-                   "appended": sum(x["appended"] for x in rows), "train_circuits": None,
-                   "next_predictor": str(current), "accuracy_before": None, "accuracy_after": None, "rows": rows}
+            win = res.verified[0] if res.verified else None
+            return {"spec": spec.name, "success": win is not None, "simulations": res.simulations,
+                    "verification_simulations": res.verification_simulations, "seconds": res.seconds,
+                    "appended": added, "winner": win.candidate.origin if win else None,
+                    "winner_hash": win.circuit.canonical_hash() if win else None}
+
+        summary = {**round_tally(r, spec_rows(specs, rdir, run_one)), "predictor": str(current),
+                   "next_predictor": str(current), "accuracy_before": None, "accuracy_after": None}
         if finetune_last or r < rounds:
             _, test = split_examples(db)
             summary["accuracy_before"] = accuracy_table(predictor, test) if len(test) else []
