@@ -106,31 +106,44 @@ def run_random(spec, sim, seed):
     return False, None, BUDGET, None
 
 
-#: What `generate` starts from, per compared variant (issue 20): "behavioural" the templates and the
-#: behavioural model's realised proposals (the sky130 design issue's generate); "sky130" those and
-#: the stored circuits nearest the spec, every one's sizes refined by the sky130 predictor, screened
-#: best predicted first, SCREEN_FIRST of them up front; "sky130-rank" the same without moving sizes;
-#: "with-stored" the templates, the proposals and the stored circuits, every one screened (no
-#: predictor: what `cktflow generate` does); "retrieval" the stored circuits nearest the spec at
-#: their stored sizes, nothing else.
-VARIANTS = ("behavioural", "sky130", "sky130-rank", "with-stored", "retrieval")
+#: What `generate` starts from, per compared variant (issue 20):
+#: - "behavioural": the templates and the behavioural model's realised proposals (gain, UGF and PM
+#:   only; the sky130 design issue's generate);
+#: - "with-stored": those and the stored circuits nearest the spec, every one screened (no predictor);
+#: - "sky130": the sky130 model: the templates, the full-spec generator's realised proposals and the
+#:   stored circuits, screened best predicted first by the sky130 predictor, SCREEN_FIRST up front;
+#: - "sky130-generator": the same candidates, every one screened (the generator without the ranking);
+#: - "sky130-rank": "with-stored"'s candidates ranked by the predictor (the behavioural proposals);
+#: - "sky130-refine": "sky130-rank" with every candidate's sizes first moved by the predictor;
+#: - "retrieval": the stored circuits nearest the spec at their stored sizes, nothing else.
+VARIANTS = ("behavioural", "with-stored", "sky130", "sky130-generator", "sky130-rank", "sky130-refine", "retrieval")
 SCREEN_FIRST = 2 + SCREEN_AHEAD         # generate's default top_k (2), as `cktflow generate` screens
+#: Variants that rank candidates with the sky130 predictor.
+RANKED = ("sky130", "sky130-rank", "sky130-refine")
 
 
 def generate_sources(variant: str, seed: int):
     from cktflow.flow.transistor_proposals import stored_candidates
+    from cktflow.model.checkpoint import default_checkpoint
+    from cktflow.model.full_spec_proposals import shipped_generator
+    behavioural = partial(model_candidates, seed=seed, checkpoint=default_checkpoint())
     if variant == "behavioural":
-        return (template_candidates, partial(model_candidates, seed=seed))
-    if variant in ("sky130", "sky130-rank", "with-stored"):
-        return (template_candidates, partial(model_candidates, seed=seed), stored_candidates)
+        return (template_candidates, behavioural)
+    if variant in ("sky130-rank", "sky130-refine", "with-stored"):
+        return (template_candidates, behavioural, stored_candidates)
+    if variant in ("sky130", "sky130-generator"):
+        full = shipped_generator("sky130")
+        if full is None:
+            raise SystemExit("no shipped sky130 generator (cktflow/model/weights/sky130_generator.pt)")
+        return (template_candidates, partial(model_candidates, seed=seed, checkpoint=full), stored_candidates)
     if variant == "retrieval":
         return (stored_candidates,)
     raise ValueError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
 
 
 def variant_predictor(variant: str):
-    """The shipped sky130 predictor for the "sky130" variants, else None."""
-    if not variant.startswith("sky130"):
+    """The shipped sky130 predictor for the variants that rank with it, else None."""
+    if variant not in RANKED:
         return None
     from cktflow.model.sizing_predictor import load_sizing_predictor, shipped_sizing_predictor
     path = shipped_sizing_predictor("sky130")
@@ -141,7 +154,7 @@ def variant_predictor(variant: str):
 
 def run_generate(spec, sim, seed, variant: str = "behavioural", predictor=None):
     r = generate_transistor(spec, sim, sources=generate_sources(variant, seed), budget=BUDGET, seed=seed,
-                            predictor=predictor, refine=variant == "sky130",
+                            predictor=predictor, refine=variant == "sky130-refine",
                             screen_first=SCREEN_FIRST if predictor is not None else None)
     ok = bool(r.verified)
     # simulations until the winner met the spec: the screen of every candidate, then its sizing

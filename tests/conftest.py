@@ -27,3 +27,16 @@ def example_dataset():
                              simulator="ngspice", testbench="ocb") for e in rows)
         return rows
     return make
+
+
+@pytest.fixture(scope="session")
+def sky130_store(tmp_path_factory):
+    """A real sky130 store, measured once per session by real ngspice on a local Ray pool: a template
+    and realised topologies, 4 sizings each, at loads of 1-10 pF. Shared by the predictor's and the
+    full-spec generator's tests (their modules call require_pdk first)."""
+    from cktflow.dataset.transistor_build import build_transistor_dataset
+
+    db = tmp_path_factory.mktemp("sky") / "sky130.sqlite"
+    build_transistor_dataset(16, seed=2, db_path=db, per_topology=4, num_workers=2, progress=False,
+                             load_range=(1e-12, 10e-12))
+    return db

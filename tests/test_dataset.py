@@ -107,6 +107,19 @@ def test_split_by_topology_blocks():
     assert not {t for t, s in zip(forced, s2) if s == "test"} & {t for t, s in zip(forced, s2) if s == "train"}
 
 
+def test_split_keeps_pinned_topologies_in_train():
+    circuits = OcbGenerator(seed=1).take(400)
+    topo = [c.topology_hash() for c in circuits]
+    free = plan_split(topo, seed=1, test_fraction=0.25)
+    tested = sorted({t for t, s in zip(topo, free) if s == "test"})
+    pinned = frozenset(tested[:2])
+    split = plan_split(topo, seed=1, test_fraction=0.25, keep_in_train=pinned)
+    assert all(s == "train" for t, s in zip(topo, split) if t in pinned)
+    assert split.count("test") == 100            # other topologies make up the share
+    # every group pinned: nothing goes to test
+    assert set(plan_split(topo, seed=1, test_fraction=0.25, keep_in_train=frozenset(topo))) == {"train"}
+
+
 def _rows(db: Path) -> int:
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)

@@ -56,6 +56,9 @@ def test_a_build_measures_stores_splits_by_topology_and_resumes(tmp_path):
         st = dataset_stats(ds)
     assert len(rows) == n and all(isinstance(r.circuit, TransistorCircuit) for r in rows)
     assert st["topology_overlap"] == 0 and st["topologies"] == 4
+    # the template trains (every design offers it); a realised topology is the test split
+    assert {r.split for r in rows if r.provenance["source"] == "template"} == {"train"}
+    assert {r.provenance["source"] for r in rows if r.split == "test"} == {"realised"}
     measured = [r for r in rows if r.ok]
     assert len(measured) >= n // 2, collections.Counter(r.failure for r in rows)
     # every testbench's figures are stored, not only the AC ones

@@ -15,7 +15,6 @@ from pdk_required import require_pdk
 require_pdk()
 
 from cktflow.dataset import Dataset  # noqa: E402
-from cktflow.dataset.transistor_build import build_transistor_dataset  # noqa: E402
 from cktflow.flow.transistor_design import Candidate, Skipped  # noqa: E402
 from cktflow.flow.transistor_proposals import refine_candidates, stored_candidates  # noqa: E402
 from cktflow.model.device_graph import DEVICE_TYPES, ROLES, DeviceGraph, same_graph_batch  # noqa: E402
@@ -38,12 +37,9 @@ targets:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """A real sky130 store: a template and realised topologies, 4 sizings each, measured at loads of 1-10 pF."""
-    db = tmp_path_factory.mktemp("sky") / "sky130.sqlite"
-    build_transistor_dataset(16, seed=2, db_path=db, per_topology=4, num_workers=2, progress=False,
-                             load_range=LOADS)
-    return db
+def store(sky130_store):
+    """The session's real sky130 store (conftest): loads of 1-10 pF (LOADS)."""
+    return sky130_store
 
 
 @pytest.fixture(scope="module")

@@ -66,14 +66,21 @@ from .common import (EXIT_MET, EXIT_NOT_MET, InputProblem, bad_input, echo_json,
               help="With --finetune or --usable: the model to continue from; with --predictor-only: the generator; "
                    "with --pdk --finetune: the transistor-level predictor (default: the shipped one).")
 @click.option("--pdk", metavar="NAME",
-              help="Train the transistor-level performance predictor of this PDK (e.g. sky130) on its dataset "
-                   "store (`cktflow dataset build --pdk`; --db to name another) into OUT/<pdk>_predictor.pt, and "
-                   "measure it on the store's test split (OUT/accuracy.json). About 15 minutes on one thread "
-                   "for 3000 circuits. With --finetune: continue from --checkpoint.")
+              help="Train the transistor-level models of this PDK (e.g. sky130) on its dataset store (`cktflow "
+                   "dataset build --pdk`; --db to name another): the performance predictor into "
+                   "OUT/<pdk>_predictor.pt, measured on the store's test split (OUT/accuracy.json), then the "
+                   "full-spec generator into OUT/generator/<pdk>_generator.pt (OUT/generator/generator.json). "
+                   "About 18 + 4 minutes on 2 threads for 3400 circuits. With --finetune: continue the predictor "
+                   "from --checkpoint (the generator is not trained then).")
+@click.option("--generator/--no-generator", "with_generator", default=True, show_default=True,
+              help="With --pdk: also train the full-spec generator (fine-tuned from the behavioural model).")
+@click.option("--from-scratch", is_flag=True,
+              help="With --pdk: train the full-spec generator from random weights instead of fine-tuning the "
+                   "behavioural model (the comparison of docs/benchmarks.md).")
 @json_option
 def train_command(recipe_name, db, out, force, resume, seed, device, epochs, threads, with_evaluator, with_predictor,
                   onpolicy, coverage, ship, finetune, predictor_only, usable, usable_draws, usable_decodes, usable_thin,
-                  workers, checkpoint, pdk, as_json):
+                  workers, checkpoint, pdk, with_generator, from_scratch, as_json):
     """Train the CktGen model (with its performance predictor and evaluator network) on the
     dataset's training split.
 
@@ -94,8 +101,13 @@ def train_command(recipe_name, db, out, force, resume, seed, device, epochs, thr
         if predictor_only or usable or resume:
             raise InputProblem("--pdk trains the transistor-level predictor: --predictor-only, --usable and --resume "
                                "do not apply")
-        _train_pdk_predictor(pdk, db, out, force, epochs, seed, threads, finetune, checkpoint, ship, as_json)
+        if from_scratch and (finetune or not with_generator):
+            raise InputProblem("--from-scratch trains the full-spec generator: not with --no-generator or --finetune")
+        _train_pdk(pdk, db, out, force, epochs, seed, threads, finetune, checkpoint, ship,
+                   with_generator and not finetune, from_scratch, as_json)
         return
+    if from_scratch:
+        raise InputProblem("--from-scratch applies to --pdk's full-spec generator")
     out_dir = output_folder(out or Path("runs") / ("finetune" if finetune else "predictor" if predictor_only
                                                    else "usable" if usable else recipe_name), force)
     shipped = " (installed as the default model)" if ship else ""
@@ -139,7 +151,8 @@ def train_command(recipe_name, db, out, force, resume, seed, device, epochs, thr
                            f"{summary['seconds_total']:.0f} s); weights in {summary['model']}" + shipped)
 
 
-def _train_pdk_predictor(pdk, db, out, force, epochs, seed, threads, finetune, checkpoint, ship, as_json):
+def _train_pdk(pdk, db, out, force, epochs, seed, threads, finetune, checkpoint, ship, generator, from_scratch,
+               as_json):
     from pathlib import Path
 
     from cktflow.model.sizing_predictor import shipped_sizing_predictor
@@ -174,6 +187,20 @@ def _train_pdk_predictor(pdk, db, out, force, epochs, seed, threads, finetune, c
             lines.append(f"  {r['metric']:<20} right {100 * r['accuracy']:.0f} % "
                          f"[{100 * h.get('accuracy', float('nan')):.0f} %]  "
                          f"(training majority: {100 * r['baseline_accuracy']:.0f} %)")
+    if generator:
+        from cktflow.model.full_spec_training import run_generator_recipe
+        with bad_input(ValueError, FileNotFoundError), quiet_stdout(as_json):
+            g = run_generator_recipe(pdk, out_dir / "generator", db=db, seed=seed or 0, threads=threads,
+                                     from_scratch=from_scratch, ship=ship, progress=not as_json)
+        summary = {**summary, "generator": g}
+        b, a = g["held_out_before"], g["held_out_after"]
+        lines += [f"trained the {pdk} full-spec generator ({'from scratch' if from_scratch else 'from ' + g['source']}) "
+                  f"on {g['train_pairs']} pairs of {g['train_topologies']} topologies ({g['epochs']} epochs, "
+                  f"{g['seconds']:.0f} s); weights in {g['generator']}" + (f", installed as {g['shipped']}" if ship else ""),
+                  f"  test split ({g['test_pairs']} pairs, {g['test_topologies']} unseen topologies), before -> after: "
+                  f"loss {b['loss']:.2f} -> {a['loss']:.2f}, node types from the spec {100 * b['type_acc']:.0f} -> "
+                  f"{100 * a['type_acc']:.0f} %, edges {100 * b['edge_acc']:.0f} -> {100 * a['edge_acc']:.0f} %, "
+                  f"spec head MAE {b['head_mae']:.3f} -> {a['head_mae']:.3f}"]
     emit(as_json, summary, "\n".join(lines))
 
 

@@ -36,13 +36,16 @@ _COMMIT_EVERY_S = 1.0
 
 
 def plan_split(topology_hashes: list[str], seed: int, test_fraction: float = TEST_FRACTION,
-               block: int = K_VALUES_PER_TOPOLOGY) -> list[str]:
+               block: int = K_VALUES_PER_TOPOLOGY, keep_in_train: frozenset[str] = frozenset()) -> list[str]:
     """"train"/"test" per circuit (given by its topology hash, in generator order), by whole blocks
     of `block` consecutive circuits.
 
     Blocks that share any topology hash form one group and land on the same side. Groups are taken
     into test in an order fixed by sha256(seed, topology) until the test share reaches
-    `test_fraction` of the circuits; at least one group goes to test when there are two or more.
+    `test_fraction` of the circuits; at least one group goes to test when there are two or more
+    candidates. A group holding any hash of `keep_in_train` never goes to test (a PDK's templates:
+    every design offers them, so a model must have seen them; the test split measures topologies
+    nobody has seen).
     """
     if not 0 <= test_fraction < 1:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
@@ -75,12 +78,17 @@ def plan_split(topology_hashes: list[str], seed: int, test_fraction: float = TES
         names = sorted({topo[i] for b in g for i in range(b * block, min((b + 1) * block, len(topo)))})
         return hashlib.sha256(f"{seed}:{names[0]}".encode()).hexdigest()
 
-    ordered = sorted(groups.values(), key=key)
+    def pinned(g: list[int]) -> bool:
+        return any(topo[i] in keep_in_train for b in g for i in range(b * block, min((b + 1) * block, len(topo))))
+
+    candidates = [g for g in groups.values() if not pinned(g)]
+    ordered = sorted(candidates, key=key)
     target = round(len(topo) * test_fraction)
     test_blocks: set[int] = set()
     taken = 0
-    if len(ordered) >= 2 and test_fraction > 0:
-        for g in ordered[:-1]:          # never put every group in test
+    if len(groups) >= 2 and ordered and test_fraction > 0:
+        # never put every group in test
+        for g in (ordered[:-1] if len(ordered) == len(groups) else ordered):
             s = size(g)
             if taken + s <= target or taken == 0:
                 test_blocks.update(g)

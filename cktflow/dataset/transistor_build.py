@@ -26,7 +26,10 @@ Cost and order: a worker loads the PDK's library once per netlist shape (seconds
 new sizing of the loaded shape in a fraction of a second (cktflow.transistor.jobs), so the jobs of
 one slot are one chunk of the pool. Resumable: the draw is deterministic for a seed, rows are keyed
 by canonical hash and committed as they arrive, so a rerun measures only what is missing.
-Split: whole topologies (plan_split over slots), so no test topology is seen in training.
+Split: whole topologies (plan_split over slots), so no test topology is seen in training; the
+templates always train (every design offers them: a model that ranks them must have seen them),
+so the test split measures realised topologies nobody has seen. A rerun of a build re-applies
+the split to the rows it draws.
 """
 
 from __future__ import annotations
@@ -229,8 +232,10 @@ def build_transistor_dataset(n: int, seed: int = 1, db_path: str | Path | None =
     drawn = draw_transistor_circuits(n, seed, pdk=pdk, per_topology=per_topology, unrealisable=skipped)
     draw_s = time.perf_counter() - t0
     topo = [d.circuit.topology_hash() for d in drawn]
-    # by whole slots (consecutive blocks of per_topology; slots sharing a netlist shape stay together)
-    splits = plan_split(topo, seed, TEST_FRACTION, block=per_topology)
+    # by whole slots (consecutive blocks of per_topology; slots sharing a netlist shape stay
+    # together); the templates stay in train: `generate` offers them for every spec
+    templates_seen = frozenset(t for t, d in zip(topo, drawn) if d.provenance["source"] == "template")
+    splits = plan_split(topo, seed, TEST_FRACTION, block=per_topology, keep_in_train=templates_seen)
     slots = len({d.slot for d in drawn})
     path = Path(db_path) if db_path is not None else default_transistor_db(pdk)
     with Dataset.open(path) as ds:

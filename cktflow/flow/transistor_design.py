@@ -57,10 +57,16 @@ MODEL_PROPOSALS = 4
 
 def model_candidates(spec: Spec, tech: Technology, *, n: int = MODEL_PROPOSALS, checkpoint=None,
                      guidance: bool = True, refine: bool = True, seed: int = 0) -> list[Candidate | Skipped]:
-    """The model's `n` best proposals for the spec's gain, UGF and PM (the behavioural model is
-    conditioned on those three only), each realised on the PDK at the spec's common mode and load;
-    a proposal that cannot be realised comes back as a Skipped with the reason. Empty when n is 0,
-    when the PDK has no realisation, or when the spec bounds none of the three."""
+    """The model's `n` best proposals for the spec, each realised on the PDK at the spec's common
+    mode and load; a proposal that cannot be realised comes back as a Skipped with the reason.
+
+    Which model: `checkpoint` when given (a full-spec generator or the behavioural model), else the
+    PDK's shipped full-spec generator (cktflow.model.full_spec_proposals), else the behavioural
+    model. The full-spec generator reads every bound of the spec and its load and supply; the
+    behavioural model reads gain, UGF and PM (guidance and refinement apply to it alone). Empty
+    when n is 0, when the PDK has no realisation, or when the behavioural model is asked about a
+    spec that bounds none of its three."""
+    from ..model.full_spec_proposals import is_full_spec, load_full_spec_model, propose_full, shipped_generator
     from ..model.sample import propose
     from ..transistor.bench import Conditions
     from ..transistor.realize import REALIZATION_CONDITIONS, RealizationError, realize
@@ -70,24 +76,31 @@ def model_candidates(spec: Spec, tech: Technology, *, n: int = MODEL_PROPOSALS, 
     if tech.name != "sky130":
         log.info("no realisation of behavioural topologies on %s: templates only", tech.name)
         return []
-    if not any(b.metric in ("gain_db", "ugf_hz", "pm_deg") for b in spec.targets):
-        log.info("the spec bounds none of gain, UGF and PM, which the model is conditioned on: templates only")
-        return []
     c = spec.conditions
     at = Conditions(vdd=c.vdd if c and c.vdd is not None else REALIZATION_CONDITIONS.vdd,
                     vcm=c.vcm if c and c.vcm is not None else REALIZATION_CONDITIONS.vcm,
                     cl=c.load_cap if c and c.load_cap is not None else Conditions().cl)   # a template's default load
+    full = checkpoint if checkpoint is not None and is_full_spec(checkpoint) else (
+        shipped_generator(tech.name) if checkpoint is None else None)
+    if full is not None:
+        proposals = propose_full(load_full_spec_model(full), spec, n, load_f=at.cl, vdd=at.vdd, seed=seed)
+        kind = "full-spec model proposal"
+    elif not any(b.metric in ("gain_db", "ugf_hz", "pm_deg") for b in spec.targets):
+        log.info("the spec bounds none of gain, UGF and PM, which the model is conditioned on: templates only")
+        return []
+    else:
+        proposals = propose(spec, n, checkpoint=checkpoint, guidance=guidance, refine=refine, seed=seed)
+        kind = "model proposal"
     out = []
-    for k, proposal in enumerate(propose(spec, n, checkpoint=checkpoint, guidance=guidance, refine=refine,
-                                         seed=seed)):
+    for k, proposal in enumerate(proposals):
         try:
             z = realize(proposal, pdk=tech.name, conditions=at, name=f"model{k + 1}_{proposal.topology_hash()[:8]}")
         except RealizationError as exc:
-            out.append(Skipped(f"model proposal {k + 1} ({proposal.topology_hash()[:8]})",
+            out.append(Skipped(f"{kind} {k + 1} ({proposal.topology_hash()[:8]})",
                                f"cannot be realised on {tech.name}: {exc}"))
             continue
         stages = sum(1 for s in z.stages if s.role.startswith("S"))
-        out.append(Candidate(z.circuit, f"model proposal {k + 1} realised ({stages} stage(s), S1 {z.s1_kind})"))
+        out.append(Candidate(z.circuit, f"{kind} {k + 1} realised ({stages} stage(s), S1 {z.s1_kind})"))
     return out
 
 

@@ -22,6 +22,10 @@ class CktGenConfig:
     n_kinds: int = 3                  # device kinds R, C, gm
     class_sizes: tuple[int, int, int] = CLASS_SIZES   # gain, bw, pm classes (the paper's protocol)
     spec_dim: int = SPEC_DIM          # continuous spec vector (gain, log-UGF, design PM)
+    # the full spec at a PDK (cktflow.model.full_spec): every metric of the registry with its
+    # presence mask, and the conditions; 0 for the behavioural model, which reads spec_dim only
+    full_spec_dim: int = 0
+    condition_dim: int = 0
     d_model: int = 128                # hidden size of both transformers
     n_heads: int = 4
     enc_layers: int = 2

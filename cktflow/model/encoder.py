@@ -65,8 +65,10 @@ class CircuitEncoder(nn.Module):
 
 
 class SpecEncoder(nn.Module):
-    """Spec -> (mu, logvar). Two inputs share the latent: the paper's class triple, or the
-    continuous vector with a presence mask (a user spec may leave a metric unconstrained)."""
+    """Spec -> (mu, logvar). The inputs share the latent: the paper's class triple, the continuous
+    vector with a presence mask (a user spec may leave a metric unconstrained), and at a PDK the
+    full spec (every metric of the registry, its presence mask and the conditions) when the config
+    has full_spec_dim."""
 
     def __init__(self, config: CktGenConfig):
         super().__init__()
@@ -74,9 +76,12 @@ class SpecEncoder(nn.Module):
         self.class_tables = nn.ModuleList(nn.Embedding(n, d) for n in config.class_sizes)
         self.from_classes = nn.Sequential(nn.Linear(len(config.class_sizes) * d, d), nn.GELU())
         self.from_vector = nn.Sequential(nn.Linear(2 * config.spec_dim, d), nn.GELU(), nn.Linear(d, d), nn.GELU())
-        self.mu = nn.ModuleDict({"class": nn.Linear(d, config.d_latent), "vector": nn.Linear(d, config.d_latent)})
-        self.logvar = nn.ModuleDict({"class": nn.Linear(d, config.d_latent),
-                                     "vector": nn.Linear(d, config.d_latent)})
+        heads = ("class", "vector", "full") if config.full_spec_dim else ("class", "vector")
+        self.mu = nn.ModuleDict({k: nn.Linear(d, config.d_latent) for k in heads})
+        self.logvar = nn.ModuleDict({k: nn.Linear(d, config.d_latent) for k in heads})
+        # the same layout as from_vector (masked values, then the mask), the conditions after it
+        self.from_full = (nn.Sequential(nn.Linear(2 * config.full_spec_dim + config.condition_dim, d), nn.GELU(),
+                                        nn.Linear(d, d), nn.GELU()) if config.full_spec_dim else None)
 
     def encode_classes(self, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """classes: (B, 3) long -> mu, logvar (B, d_latent)."""
@@ -88,3 +93,12 @@ class SpecEncoder(nn.Module):
         """spec: (B, spec_dim) normalised values; present: (B, spec_dim) bool -> mu, logvar."""
         h = self.from_vector(torch.cat([spec * present, present.float()], dim=-1))
         return self.mu["vector"](h), self.logvar["vector"](h)
+
+    def encode_full(self, spec: torch.Tensor, present: torch.Tensor, conditions: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """spec, present: (B, full_spec_dim); conditions: (B, condition_dim) -> mu, logvar."""
+        if self.from_full is None:
+            raise ValueError("this model reads gain, UGF and PM only (its config has no full_spec_dim)")
+        spec = torch.where(present, spec, torch.zeros_like(spec))     # NaN where absent never leaks in
+        h = self.from_full(torch.cat([spec, present.float(), conditions], dim=-1))
+        return self.mu["full"](h), self.logvar["full"](h)

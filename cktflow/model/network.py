@@ -30,6 +30,8 @@ class SpecHeads(nn.Module):
         d = config.d_latent
         self.classes = nn.ModuleList(mlp_head(d, 2 * d, n) for n in config.class_sizes)
         self.vector = mlp_head(d, 2 * d, config.spec_dim)
+        # at a PDK: the full spec the circuit's measurements give (what ranks proposals there)
+        self.full = mlp_head(d, 2 * d, config.full_spec_dim) if config.full_spec_dim else None
 
     def forward(self, z: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         return [head(z) for head in self.classes], self.vector(z)
@@ -55,6 +57,10 @@ class CktGen(nn.Module):
         if present is None:
             present = torch.ones_like(spec, dtype=torch.bool)
         return self.spec_encoder.encode_vector(spec, present)
+
+    def encode_full(self, spec: torch.Tensor, present: torch.Tensor, conditions: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.spec_encoder.encode_full(spec, present, conditions)
 
     def decode(self, z: torch.Tensor, x: CircuitTensors) -> dict[str, torch.Tensor]:
         return self.decoder(z, x)

@@ -40,7 +40,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .device_graph import DEVICE_TYPES, NET_KINDS, NUM_FEATURES, REFERENCE_LOAD_F, ROLES, DeviceGraph, GraphBatch, \
     collate, load_feature, same_graph_batch
 
-__all__ = ["SizingPredictor", "PREDICTED_METRICS", "TRAINED_AT", "Labelled", "labelled_examples",
+__all__ = ["SizingPredictor", "PREDICTED_METRICS", "label_value", "TRAINED_AT", "Labelled", "labelled_examples",
            "train_sizing_predictor", "load_sizing_predictor", "save_sizing_predictor", "shipped_path",
            "shipped_sizing_predictor", "accuracy_table", "refine_sizes", "predict_circuits",
            "predicted_shortfalls", "covers", "LOAD_TOLERANCE"]
@@ -85,7 +85,7 @@ def _transform(metric: str) -> str:
     return "lin"
 
 
-def _forward_value(metric: str, v) -> float:
+def label_value(metric: str, v) -> float:
     if v is None:
         return math.nan
     t = _transform(metric)
@@ -261,7 +261,7 @@ def labelled_examples(records: Iterable, metrics: Sequence[str] = PREDICTED_METR
         out.circuits.append(c)
         out.graphs.append(g)
         out.feats.append(g.features([[p.value for p in c.params]])[0])
-        ys.append([_forward_value(m, r.performance.get(m)) for m in metrics])
+        ys.append([label_value(m, r.performance.get(m)) for m in metrics])
         out.split.append(r.split)
         out.topology.append(topo)
         out.loads.append(float((r.provenance or {}).get("conditions", {}).get("cl") or REFERENCE_LOAD_F))
