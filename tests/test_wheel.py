@@ -47,5 +47,6 @@ def test_the_wheel_installs_and_verifies_without_torch(tmp_path):
         assert str(env_dir) in folder and Path(folder).is_dir(), folder
     assert (Path(where[2]) / "default.pt").is_file() and (Path(where[2]) / "predictor.pt").is_file()
     assert (Path(where[2]) / "sky130_predictor.pt").is_file()          # the transistor-level predictor ships too
+    assert (Path(where[2]) / "sky130_generator.pt").is_file()          # and the full-spec generator
     version = _run([cktflow, "--version"], cwd=work, env=env).stdout
     assert "cktflow 0.1.0" in version and "sha256" in version

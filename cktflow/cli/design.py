@@ -89,7 +89,8 @@ def size_command(spec_path, budget, batch, margin, seed, history, pdk, out, forc
               help="Stop sizing once this many circuits meet the spec with the margin [default: 3; 1 at "
                    "transistor level].")
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
-              help="Model checkpoint (default: the shipped model).")
+              help="Model checkpoint (default: the shipped model; at a PDK its shipped full-spec generator, or "
+                   "a behavioural checkpoint given here, which reads gain, UGF and PM only).")
 @click.option("--no-guidance", is_flag=True, help="Sample without classifier guidance.")
 @click.option("--no-refine", is_flag=True,
               help="Keep the decoded device values (no refinement by the model's performance predictor).")
@@ -119,8 +120,10 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
     closest circuit and its shortfall are reported).
 
     At transistor level (the spec's `pdk:`, or --pdk) the candidates are the PDK's op-amp
-    templates and the model's -n best proposals realised on the PDK at first gm/Id sizes (a proposal
-    that cannot be realised is reported and skipped): each is simulated once at typical, the most
+    templates, the -n best proposals of the PDK's full-spec generator (it reads every bound of the
+    spec, its load and supply) realised on the PDK at first gm/Id sizes (a proposal that cannot be
+    realised is reported and skipped) and the -n stored circuits nearest the spec: each is simulated
+    once at typical, the most
     promising --top-k are sized (--budget simulations in all, each condition run of a point counting
     one), and the ones that meet the spec are verified with every testbench at every corner and
     temperature (a claim the verification rejects hands its place to the next candidate). Per

@@ -83,7 +83,8 @@ def model_candidates(spec: Spec, tech: Technology, *, n: int = MODEL_PROPOSALS, 
     full = checkpoint if checkpoint is not None and is_full_spec(checkpoint) else (
         shipped_generator(tech.name) if checkpoint is None else None)
     if full is not None:
-        proposals = propose_full(load_full_spec_model(full), spec, n, load_f=at.cl, vdd=at.vdd, seed=seed)
+        proposals = propose_full(load_full_spec_model(full), spec, n, load_f=at.cl,
+                                 vdd=at.vdd if at.vdd is not None else tech.supply_v, seed=seed)
         kind = "full-spec model proposal"
     elif not any(b.metric in ("gain_db", "ugf_hz", "pm_deg") for b in spec.targets):
         log.info("the spec bounds none of gain, UGF and PM, which the model is conditioned on: templates only")
