@@ -231,7 +231,7 @@ def main(argv=None) -> int:
 def print_winners(rows: list[dict]) -> None:
     wins = [r.get("winner") for r in rows if r["method"] == "generate" and r["verified"]]
     if wins:
-        model = sum(1 for w in wins if w and w.startswith("model"))
+        model = sum(1 for w in wins if w and "model proposal" in w)
         print(f"\ngenerate's verified winners: {model} of {len(wins)} a realised model proposal, "
               f"{len(wins) - model} a template")
 

@@ -105,10 +105,13 @@ def size_command(spec_path, budget, batch, margin, seed, history, pdk, out, forc
 @click.option("--memory", is_flag=True,
               help="When the model's proposals miss, try the -n stored circuits measured nearest the spec "
                    "(from --dataset, default the built dataset).")
+@click.option("--screen-all", is_flag=True,
+              help="At a PDK: simulate every candidate once at typical instead of ranking them by the PDK's "
+                   "predictor and screening the best first.")
 @pool_options
 @json_option
 def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance, no_refine, seed, pdk, out, force,
-                     dataset_path, memory, workers, ray_address, as_json):
+                     dataset_path, memory, screen_all, workers, ray_address, as_json):
     """Design circuits for a spec: the model proposes candidates, ngspice measures them, Bayesian
     sizing refines the best, and a final ngspice run verifies the winners. When fewer than --want
     candidates meet the spec as proposed, the model first proposes -n more, sampled wider (and, with
@@ -122,8 +125,9 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
     At transistor level (the spec's `pdk:`, or --pdk) the candidates are the PDK's op-amp
     templates, the -n best proposals of the PDK's full-spec generator (it reads every bound of the
     spec, its load and supply) realised on the PDK at first gm/Id sizes (a proposal that cannot be
-    realised is reported and skipped) and the -n stored circuits nearest the spec: each is simulated
-    once at typical, the most
+    realised is reported and skipped) and the -n stored circuits nearest the spec. The PDK's
+    predictor ranks them and the best (--top-k plus two) are simulated once at typical, the next
+    ones only when those are used up (--screen-all simulates every one); the most
     promising --top-k are sized (--budget simulations in all, each condition run of a point counting
     one), and the ones that meet the spec are verified with every testbench at every corner and
     temperature (a claim the verification rejects hands its place to the next candidate). Per
@@ -147,8 +151,12 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
         one_torch_thread()
         generate_transistor_command(spec, budget, top_k or 2, want or 1, seed, out, force, workers, ray_address,
                                     as_json, model={"n": 4 if n is None else n, "checkpoint": checkpoint,
-                                                    "guidance": not no_guidance, "refine": not no_refine})
+                                                    "guidance": not no_guidance, "refine": not no_refine},
+                                    rank=not screen_all)
         return
+    if screen_all:
+        raise InputProblem("--screen-all applies at a PDK (the spec's pdk: or --pdk): the behavioural level "
+                           "screens every proposal")
     if n == 0:
         raise InputProblem("-n 0: at behavioural level every candidate comes from the model; give -n 1 or more")
     n, top_k, want = n or 32, top_k or 4, want or 3

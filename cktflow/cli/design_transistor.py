@@ -79,15 +79,12 @@ def size_transistor_command(spec, circuit_path, budget, batch, margin, seed, his
 
 
 def generate_transistor_command(spec, budget, top_k, want, seed, out, force, workers, ray_address, as_json,
-                                model: dict):
+                                model: dict, rank: bool = True):
     """`model`: model_candidates' options (n, checkpoint, guidance, refine). `n` also counts the stored
-    circuits nearest the spec (the PDK's dataset store, when there is one). Every candidate is
-    screened: ranking them by the PDK's predictor and screening only the best lost specs that
-    screening all of them met (docs/benchmarks.md, issue 20), so `generate` does not use it."""
-    from functools import partial
-
-    from cktflow.flow.transistor_design import generate_transistor, model_candidates, template_candidates
-    from cktflow.flow.transistor_proposals import stored_candidates
+    circuits nearest the spec (the PDK's dataset store, when there is one). With `rank` the PDK's
+    shipped predictor orders the candidates and only the best are screened up front
+    (cktflow.flow.transistor_design.design_at_pdk); without, every candidate is screened."""
+    from cktflow.flow.transistor_design import design_at_pdk
     from cktflow.flow.transistor_output import write_transistor_report
     from cktflow.technology import PdkNotInstalledError
 
@@ -96,14 +93,13 @@ def generate_transistor_command(spec, budget, top_k, want, seed, out, force, wor
     say = None if as_json else (lambda msg: click.echo(msg, err=True))
     with quiet_stdout(as_json), simulator(workers, ray_address, not as_json) as sim:
         try:
-            sources = (template_candidates, partial(model_candidates, seed=seed, **model),
-                       partial(stored_candidates, n=model["n"]))
-            result = generate_transistor(spec, sim, sources=sources, budget=budget, top_k=top_k, want=want, seed=seed,
-                                         history_dir=out_dir / "sizing", progress=not as_json, on_progress=say)
+            result = design_at_pdk(spec, sim, **model, predictor="shipped" if rank else None, budget=budget,
+                                   top_k=top_k, want=want, seed=seed, history_dir=out_dir / "sizing",
+                                   progress=not as_json, on_progress=say)
         except (ValueError, PdkNotInstalledError) as exc:
             raise InputProblem(str(exc)) from None
         data = write_transistor_report(result, out_dir, {"seed": seed, "budget": budget, "top_k": top_k,
-                                                         "model_proposals": model["n"],
+                                                         "model_proposals": model["n"], "ranked": rank,
                                                          "checkpoint": str(model["checkpoint"] or "shipped")})
     if as_json:
         echo_json({**data, "out": str(out_dir)})

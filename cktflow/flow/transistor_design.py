@@ -38,7 +38,7 @@ from .transistor_proposals import refine_candidates
 from .transistor import TransistorDesign, TransistorReport, conditions_of, verify_transistor
 
 __all__ = ["Candidate", "Skipped", "template_candidates", "model_candidates", "MODEL_PROPOSALS", "CANDIDATE_SOURCES",
-           "SCREEN_AHEAD",
+           "SCREEN_AHEAD", "design_at_pdk",
            "TransistorOutcome", "TransistorDesignResult", "generate_transistor", "PoolRunner"]
 
 log = logging.getLogger(__name__)
@@ -344,3 +344,32 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
     return TransistorDesignResult(spec, passed + rest, len(cands), len(screens), sims, vsims,
                                   time.perf_counter() - t0, skipped)
 
+
+
+def design_at_pdk(spec: Spec, simulator, *, n: int = MODEL_PROPOSALS, checkpoint=None, guidance: bool = True,
+                  refine: bool = True, predictor="shipped", db=None, budget: int = 200, top_k: int = 2, want: int = 1,
+                  seed: int = 0, history_dir: str | Path | None = None, progress: bool = False,
+                  on_progress: Callable[[str], None] | None = None) -> TransistorDesignResult:
+    """`generate` at a PDK as `cktflow generate` and the flywheel run it: the templates, the model's
+    `n` realised proposals (model_candidates: checkpoint, guidance, refine) and the `n` stored
+    circuits nearest the spec (`db`, default the PDK's store), ranked by the PDK's predictor and
+    screened best predicted first, top_k + SCREEN_AHEAD up front (docs/benchmarks.md, issue 20:
+    designer specs). `predictor`: "shipped" (the PDK's, when one ships), a loaded
+    SizingPredictor, or None to screen every candidate in the sources' order."""
+    from functools import partial
+
+    from ..model.sizing_predictor import load_sizing_predictor, shipped_sizing_predictor
+    from .transistor_proposals import stored_candidates
+
+    if isinstance(predictor, str):
+        if predictor != "shipped":
+            raise ValueError(f"predictor: 'shipped', a SizingPredictor or None, not {predictor!r}")
+        path = shipped_sizing_predictor(spec.pdk)
+        predictor = load_sizing_predictor(path) if path is not None else None
+    sources = (template_candidates,
+               partial(model_candidates, n=n, checkpoint=checkpoint, guidance=guidance, refine=refine, seed=seed),
+               partial(stored_candidates, n=n, db=db))
+    return generate_transistor(spec, simulator, sources=sources, budget=budget, top_k=top_k, want=want, seed=seed,
+                               history_dir=history_dir, progress=progress, on_progress=on_progress,
+                               predictor=predictor, refine=False,
+                               screen_first=None if predictor is None else top_k + SCREEN_AHEAD)

@@ -1,6 +1,9 @@
 """The flywheel at transistor level (`cktflow flywheel` with specs at a PDK): per round, `generate`
 for every spec, append each verified circuit to the PDK's dataset store, and fine-tune the PDK's
-performance predictor on the grown training split; the next round uses the fine-tuned predictor.
+performance predictor on the grown training split; the next round's `generate` ranks its candidates
+with the fine-tuned predictor. (The full-spec generator is not fine-tuned here: it learns from
+realised circuits paired with their behavioural source, and a verified template or stored circuit
+has none.)
 
 What is stored: the store holds one condition per row (cktflow.dataset.transistor_build: typical,
 27 C, its 5 pF load), which is what the predictor learns, so a verified circuit is measured once more
@@ -18,7 +21,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -69,8 +71,7 @@ def flywheel_transistor(specs: Sequence[Spec], rounds: int, out_dir: str | Path,
     from ..dataset.transistor_build import default_transistor_db
     from ..model.sizing_predictor import accuracy_table, load_sizing_predictor, shipped_sizing_predictor
     from ..model.sizing_recipe import run_sizing_recipe, split_examples
-    from .transistor_design import generate_transistor, model_candidates, template_candidates
-    from .transistor_proposals import stored_candidates
+    from .transistor_design import design_at_pdk
 
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
@@ -101,11 +102,9 @@ def flywheel_transistor(specs: Sequence[Spec], rounds: int, out_dir: str | Path,
         predictor = load_sizing_predictor(current)
 
         def run_one(i, spec, sdir):
-            sources = (template_candidates, partial(model_candidates, n=n, seed=seed + i),
-                       partial(stored_candidates, n=n, db=db))
-            # as `cktflow generate` runs: every candidate screened (the predictor's ranking lost specs)
-            res = generate_transistor(spec, pool, sources=sources, budget=budget, top_k=top_k, seed=seed + i,
-                                      history_dir=sdir / "sizing", progress=progress)
+            # as `cktflow generate` runs, ranked by this round's predictor (the last round's fine-tune)
+            res = design_at_pdk(spec, pool, n=n, predictor=predictor, db=db, budget=budget, top_k=top_k,
+                                seed=seed + i, history_dir=sdir / "sizing", progress=progress)
             added = append_verified_transistor(res, db, {"flywheel_round": r, "predictor": str(current),
                                                          "seed": seed + i}, pool)
             win = res.verified[0] if res.verified else None
