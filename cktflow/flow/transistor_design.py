@@ -3,9 +3,10 @@ at every condition -> the output folder (netlists, testbench, schematics, plots,
 
 Candidates come from a list of sources, each `source(spec, tech) -> list[Candidate | Skipped]`: the
 PDK's templates (cktflow.transistor.templates()) and the model's behavioural proposals for the
-spec, realised on the PDK at their first gm/Id sizes (cktflow.transistor.realize); the CLI adds the
-stored circuits nearest the spec (cktflow.flow.transistor_proposals). A proposal that cannot be
-realised comes back as a Skipped with the reason, which the report lists.
+spec, realised on the PDK at their first gm/Id sizes (cktflow.transistor.realize); `design_at_pdk`
+(what the CLI and the flywheel run) adds the stored circuits nearest the spec
+(cktflow.flow.transistor_proposals) and ranks them all with the PDK's predictor. A proposal that
+cannot be realised comes back as a Skipped with the reason, which the report lists.
 
 Screening: each candidate is simulated once at the typical condition at its own sizes (the same
 start point its sizing run would measure first, written to its sizing history, so the screen is
