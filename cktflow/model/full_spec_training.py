@@ -198,6 +198,7 @@ def train_full_spec(data: FullSpecData, out_dir: str | Path, tcfg: TrainConfig, 
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start, history = state["epoch"], state["history"]
+
     def scores() -> dict:
         out = {}
         for prefix, held in (("val", validation), ("test", test)):
