@@ -34,7 +34,7 @@ from .data import SPEC_DIM, CircuitTensors
 from .full_spec import CONDITION_DIM, FULL_SPEC_DIM, FullSpecData
 from .losses import RECON_TERMS, gaussian_kl, masked_info_nce, reconstruction
 from .network import CktGen
-from .train import _schedule
+from .train import _schedule, optimizer_step
 
 __all__ = ["full_loss_terms", "train_full_spec", "init_from_behavioural", "full_spec_config", "test_scores",
            "run_generator_recipe", "GENERATOR_EPOCHS",
@@ -229,14 +229,7 @@ def train_full_spec(data: FullSpecData, out_dir: str | Path, tcfg: TrainConfig, 
                 continue
             total, terms = full_loss_terms(model, data.x.index(idx), data.spec[idx], present_all[idx],
                                            data.conditions[idx], _same(data.hashes, idx), tcfg.weights)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            sums["total"] = sums.get("total", 0.0) + float(total.detach())
-            for name, v in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(v)
+            optimizer_step(model, opt, sched, total, terms, sums)
         record = {"epoch": epoch + 1, "seconds": time.perf_counter() - t0, **{k: v / steps for k, v in sums.items()}}
         record.update(scores())
         history.append(record)

@@ -23,7 +23,7 @@ from .data import TensorData
 from .losses import loss_terms
 from .network import CktGen
 
-__all__ = ["train", "evaluate_loss"]
+__all__ = ["train", "evaluate_loss", "optimizer_step"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,19 @@ def _schedule(total_steps: int):
         t = min(1.0, (step - warm) / max(1, total_steps - warm))
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
     return factor
+
+
+def optimizer_step(model, opt, sched, total: torch.Tensor, terms: dict, sums: dict[str, float]) -> None:
+    """One update of a batch's total loss (gradients clipped at 1, the schedule stepped), and the
+    batch's loss terms added into the epoch's `sums` (the full-spec generator's loop shares it)."""
+    opt.zero_grad(set_to_none=True)
+    total.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    sums["total"] = sums.get("total", 0.0) + float(total.detach())
+    for name, v in terms.items():
+        sums[name] = sums.get(name, 0.0) + float(v)
 
 
 def train(cfg: CktGenConfig, data: TensorData, out_dir: str | Path, tcfg: TrainConfig | None = None, *,
@@ -97,14 +110,7 @@ def train(cfg: CktGenConfig, data: TensorData, out_dir: str | Path, tcfg: TrainC
             spec = spec_all[idx]
             present = torch.rand(spec.shape, device=dev) >= HIDE_SPEC_SHARE
             total, terms = loss_terms(model, x_all.index(idx), cls_all[idx], spec, present, tcfg.weights)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            sums["total"] = sums.get("total", 0.0) + float(total.detach())
-            for name, v in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(v)
+            optimizer_step(model, opt, sched, total, terms, sums)
         record = {"epoch": epoch + 1, "seconds": time.perf_counter() - t0,
                   **{k: v / steps_per_epoch for k, v in sums.items()}}
         if test is not None and len(test):
