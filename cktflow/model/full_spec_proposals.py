@@ -10,6 +10,7 @@ spec's bounds, over the metrics the spec names; n come back, one topology at a t
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -44,8 +45,14 @@ def shipped_generator(pdk: str) -> Path | None:
 
 
 def is_full_spec(checkpoint: str | Path) -> bool:
-    """Whether a checkpoint's model reads the full spec (else gain, UGF and PM only)."""
-    return bool(load_checkpoint(checkpoint)["config"].get("full_spec_dim"))
+    """Whether a checkpoint's model reads the full spec (else gain, UGF and PM only); read once per
+    file (generate asks for every spec of a benchmark or flywheel round)."""
+    return _reads_full_spec(str(Path(checkpoint).resolve()))
+
+
+@functools.lru_cache(maxsize=None)
+def _reads_full_spec(path: str) -> bool:
+    return bool(load_checkpoint(path)["config"].get("full_spec_dim"))
 
 
 def load_full_spec_model(checkpoint: str | Path) -> CktGen:
