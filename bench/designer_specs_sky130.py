@@ -183,7 +183,10 @@ def main(argv=None) -> int:
                 ok, sims, spent, circuit, res = run_generate(spec, sim, args.seed + k, args.variant, predictor)
                 row.update(verified=bool(ok), sims_to_success=sims if ok else None, simulations=spent,
                            winner=res.verified[0].candidate.origin if ok else None,
-                           seconds=time.perf_counter() - t1, skipped=False)
+                           seconds=time.perf_counter() - t1, skipped=False,
+                           # what each screened candidate spent (its screen and any sizing)
+                           spent_by={o.candidate.origin: o.sizing.simulations if o.sizing is not None else 1
+                                     for o in res.outcomes})
                 print(f"spec #{k:<3} {template:<14} {'OK ' if ok else 'no '} sims {sims} / {spent}  "
                       f"{row['seconds']:.1f} s  winner {row['winner']}", flush=True)
             done["rows"].append(row)

@@ -166,6 +166,29 @@ def test_a_claim_the_verification_rejects_hands_its_place_to_the_next_candidate(
     assert next(o for o in r.outcomes if o.candidate.origin == calls[0]).report is not None
 
 
+def test_candidates_are_sized_side_by_side_in_chunks_that_pay_no_simulation_twice(tmp_path, sim):
+    # a spec neither template meets: with top_k 2 each is sized a chunk at a time, in turn, so a
+    # candidate that cannot reach the spec holds the other up for one chunk, not half the budget
+    from cktflow.flow.transistor_design import SIZING_CHUNK
+
+    def two(spec, tech):
+        return [Candidate(from_template("ota5t"), "template ota5t"),
+                Candidate(from_template("miller2"), "template miller2")]
+
+    said = []
+    budget = 2 + 3 * SIZING_CHUNK
+    r = generate_transistor(parse_spec(SPEC.format(name="g", ugf="5GHz")), sim, sources=[two], budget=budget,
+                            top_k=2, history_dir=tmp_path / "sizing", on_progress=said.append)
+    assert not r.verified and budget - 1 <= r.simulations <= budget
+    turns = [m.split(" with ")[0].removeprefix("sizing ") for m in said if m.startswith("sizing ")]
+    assert len(turns) >= 4 and turns[0] != turns[1] and turns[:2] == turns[2:4]
+    assert all(o.sizing is not None and o.sizing.simulations > SIZING_CHUNK for o in r.outcomes)
+    # each chunk resumed its run from the history: every simulation counted was run once
+    lines = [ln for f in (tmp_path / "sizing").glob("*.jsonl") for ln in f.read_text().splitlines()[1:]]
+    assert len(lines) == len({(json.dumps(json.loads(ln)["sizes"], sort_keys=True), json.loads(ln)["condition"])
+                              for ln in lines}) == r.simulations
+
+
 def test_the_models_proposals_join_as_realised_candidates(tmp_path, sim):
     spec = parse_spec(SPEC.format(name="m", ugf="8MHz"))
     made = model_candidates(spec, load_technology("sky130"), n=3)

@@ -11,10 +11,10 @@ cannot be realised comes back as a Skipped with the reason, which the report lis
 Screening: each candidate is simulated once at the typical condition at its own sizes (the same
 start point its sizing run would measure first, written to its sizing history, so the screen is
 not paid twice); with a PDK predictor, the best predicted first and only as many as needed (see
-generate_transistor). Candidates are sized best-screened first (shortfall at typical), the best
-`top_k` each with a share of the budget that is left, until `want` are verified. Every candidate
-that sizing reports as meeting the spec is verified at once: cktflow.flow.transistor.verify_transistor
-measures every testbench (op, AC, swing, noise, the follower's steps) at every condition, and only
+generate_transistor). The best-screened `top_k` (shortfall at typical) are sized side by side, a
+chunk of simulations each in turn (SIZING_CHUNK, doubling every round), until `want` are verified
+or the budget is spent. Every candidate that sizing reports as meeting the spec is verified at
+once: cktflow.flow.transistor.verify_transistor measures every testbench (op, AC, swing, noise, the follower's steps) at every condition, and only
 that run decides "verified". A claim the verification rejects (sizing leaves the follower's
 transient out unless the spec bounds it, so a follower that oscillates can pass sizing) hands its
 place on to the next candidate. When nothing is claimed, the closest miss is verified for the report.
@@ -26,6 +26,7 @@ them (cktflow.sizing.transistor) and re-simulates nothing sizing had finished.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,7 +40,7 @@ from .transistor_proposals import refine_candidates
 from .transistor import TransistorDesign, TransistorReport, conditions_of, verify_transistor
 
 __all__ = ["Candidate", "Skipped", "template_candidates", "model_candidates", "MODEL_PROPOSALS", "CANDIDATE_SOURCES",
-           "SCREEN_AHEAD", "design_at_pdk",
+           "SCREEN_AHEAD", "SIZING_CHUNK", "design_at_pdk",
            "TransistorOutcome", "TransistorDesignResult", "generate_transistor", "PoolRunner"]
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,10 @@ def model_candidates(spec: Spec, tech: Technology, *, n: int = MODEL_PROPOSALS, 
 
 #: Candidates screened up front beyond the top_k that will be sized, when a predictor ranks them.
 SCREEN_AHEAD = 2
+
+#: Simulations each sized candidate gets in the first round of sizing; the chunk doubles every
+#: round (16, 32, 64, ...), so two candidates share a budget of 200 in three rounds.
+SIZING_CHUNK = 16
 
 
 #: Where candidates come from, in order: the templates, then the model's realised proposals.
@@ -194,8 +199,8 @@ class TransistorDesignResult:
                 "outcomes": [o.to_dict() for o in self.outcomes]}
 
 
-def _history(history_dir: Path | None, i: int, cand: Candidate) -> Path | None:
-    return history_dir / f"{i:02d}-{cand.circuit.name}.jsonl" if history_dir is not None else None
+def _history(history_dir: Path, i: int, cand: Candidate) -> Path:
+    return history_dir / f"{i:02d}-{cand.circuit.name}.jsonl"
 
 
 def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = CANDIDATE_SOURCES,
@@ -218,12 +223,19 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
         raise ValueError("budget, top_k and want must be at least 1")
     if spec.level != "transistor":
         raise ValueError(f"{spec.source}: generate_transistor needs a transistor-level spec (pdk: ...)")
+    if history_dir is None:
+        # sizing runs continue chunk by chunk from their histories: without a folder, a temporary one
+        with tempfile.TemporaryDirectory(prefix="cktflow-sizing-") as tmp:
+            return generate_transistor(spec, simulator, sources=sources, budget=budget, top_k=top_k, want=want,
+                                       seed=seed, config=config, history_dir=tmp, progress=progress,
+                                       predictor=predictor, refine=refine, screen_first=screen_first,
+                                       on_progress=on_progress)
     t0 = time.perf_counter()
     say = on_progress or (lambda msg: log.info("%s", msg))
     tech = load_technology(spec.pdk)
     tech.require_installed()
     config = config or TRANSISTOR_CONFIG
-    hdir = Path(history_dir) if history_dir is not None else None
+    hdir = Path(history_dir)
     runner = PoolRunner(simulator) if hasattr(simulator, "map") else simulator
     seen, cands, skipped = set(), [], []
     proposed = [c for source in sources for c in source(spec, tech)]
@@ -299,43 +311,47 @@ def generate_transistor(spec: Spec, simulator, *, sources: Sequence[Callable] = 
     for i in order:                 # candidates that met the spec at their own sizes (the screen)
         if sized[i].met and n_passed < want:
             n_passed += verified(i)
-    tried: set[int] = set()
-    allowance = top_k               # candidates sized so far may number this (plus the rejected claims)
+    # top_k candidates are sized side by side, a chunk of simulations each in turn (best shortfall
+    # first), the chunk doubling every round: a candidate that cannot reach the spec holds up the
+    # others for one chunk, not for half the budget. A sizing run resumed with a larger budget
+    # replays its history and continues the same sequence, so the chunks cost no simulation twice.
+    slots = top_k                   # candidates sized at once, a passed one keeping its slot
+    exhausted: set[int] = set()     # sizing could not go on (no new point within its chunk)
+    chunk = SIZING_CHUNK
     while n_passed < want and sims < budget:
-        # top_k candidates are sized; each one verification rejected hands its place on
-        rejected = sum(1 for r in reports.values() if not r.passed)
-        queue = [i for i in order if i not in tried and i not in reports][:max(0, allowance + rejected - len(tried))]
-        if not queue and len(screens) < len(cands):
-            # the screened ones are used up: screen the next top_k in predicted order and size those too
+        pool = [i for i in order if not (i in reports and not reports[i].passed) and i not in exhausted]
+        active = sorted((i for i in pool[:slots] if i not in reports), key=lambda i: sized[i].best.y)
+        if not active:
+            if len(screens) == len(cands):
+                break
+            # the screened ones are used up (passed, rejected or exhausted): screen the next top_k
             screen(len(screens) + top_k)
             order = screen_order()
-            allowance += top_k
+            if all(i in reports for i in pool[:slots]):
+                slots += top_k
             continue
-        if not queue:
-            break
-        for n, i in enumerate(queue):
+        for n, i in enumerate(active):
             if sims >= budget:
                 break
             c = cands[i]
-            share = (budget - sims) // (len(queue) - n)    # the rest split over the candidates still to size
-            # this candidate's budget counts its screen (already in its history) as spent
-            cand_budget = sized[i].simulations + max(1, share)
-            say(f"sizing {c.origin} with up to {cand_budget - sized[i].simulations} more simulations")
+            share = min(chunk, (budget - sims) // (len(active) - n))
+            # this candidate's budget counts what it has spent (its screen and earlier chunks)
+            before = sized[i].simulations
+            say(f"sizing {c.origin} with up to {max(1, share)} more simulations")
             r = size_transistor(c.circuit, spec, conditions_of(spec, tech, c.circuit), simulator,
-                                config=replace(config, budget=cand_budget), seed=seed + i,
+                                config=replace(config, budget=before + max(1, share)), seed=seed + i,
                                 history_path=_history(hdir, i, c), progress=progress)
-            sims += r.simulations - sized[i].simulations
+            sims += r.simulations - before
             sized[i] = r
-            tried.add(i)
-            say(f"{c.origin}: {'met' if r.met else 'missed'} after {r.simulations} simulations "
+            if r.simulations <= before:
+                exhausted.add(i)
+            say(f"{c.origin}: {'met' if r.met else 'not met yet'} after {r.simulations} simulations "
                 f"(shortfall {r.best.shortfall:.3g})")
             if r.met:
-                if verified(i):
-                    n_passed += 1
-                    if n_passed >= want:
-                        break
-                else:
-                    break           # the queue grows by one: recompute it
+                n_passed += verified(i)
+                break               # the pool changed: recompute it
+        else:
+            chunk *= 2
     if not reports and sized:       # nothing claimed: the closest miss is verified, for the report
         verified(min(sized, key=lambda i: sized[i].best.shortfall))
     outcomes = [TransistorOutcome(cands[i], screen.best.shortfall, sized[i] if sized[i].points > 1 else None,
