@@ -407,8 +407,6 @@ def size_transistor(circuit: TransistorCircuit, spec: Spec, conditions: Sequence
             run = ConditionRun.of(cond.label, res)
             log.add(points[order[k]], run)
             stats["new"] += 1
-            if bar is not None:
-                bar.update(1)
         run_jobs(simulator, [job(points[i], cond) for i in order], done)
         for i in order:
             out[i] = log.get(points[i], cond.label)
@@ -417,6 +415,8 @@ def size_transistor(circuit: TransistorCircuit, spec: Spec, conditions: Sequence
             if key not in counted:
                 counted.add(key)
                 stats["typical"] += cond is plan.typical
+                if bar is not None:     # replayed simulations too: a resumed run's bar starts where it stopped
+                    bar.update(1)
         return out  # type: ignore[return-value]
 
     try:
