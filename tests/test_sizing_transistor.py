@@ -100,6 +100,34 @@ def test_sizer_meets_a_ugf_the_start_sizes_miss_typical_first_and_resumes(tmp_pa
     assert again.circuit.sizes() == r.circuit.sizes() and again.best.y == r.best.y
 
 
+def test_a_point_stops_at_the_first_condition_it_misses(tmp_path, sim):
+    # near the edge points pass typical and miss at a corner or temperature: the conditions after
+    # the miss are not simulated, so such a point costs a few simulations, not one per condition
+    s = parse_spec(UGF_SPEC.format(corners="[tt, ss, ff]", objective="max_margin")
+                   .replace("temperatures: [27]", "temperatures: [-40, 27, 125]").replace("36dB", "38dB"))
+    c = from_template("ota5t")
+    hist = tmp_path / "h.jsonl"
+    r = size_transistor(c, s, conditions_of(s, TECH, c), sim, history_path=hist, seed=1)
+    assert r.met and len(r.runs) == 9
+    by_point: dict[str, list[dict]] = {}
+    for ln in hist.read_text().splitlines()[1:]:
+        d = json.loads(ln)
+        by_point.setdefault(json.dumps(sorted(d["sizes"].items())), []).append(d)
+
+    def misses(d):     # the user's three targets (the implicit ones can stop a point too)
+        p = d.get("performance") or {}
+        return (p.get("ugf_hz") or 0) < 8e6 or (p.get("gain_db") or 0) < 38 or (p.get("pm_deg") or 0) < 60
+
+    stopped = 0
+    for runs in by_point.values():
+        assert runs[0]["condition"] == "tt 27C"
+        # the history is in the order of the simulations: nothing after a condition the point missed
+        missed = [i for i, d in enumerate(runs) if misses(d)]
+        assert not missed or missed[0] == len(runs) - 1
+        stopped += 1 < len(runs) < 9
+    assert stopped >= 1 and r.simulations == sum(len(v) for v in by_point.values())
+
+
 def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, sim):
     s = spec()
     c = from_template("ota5t")
