@@ -44,7 +44,7 @@ def size_command(spec_path, budget, batch, margin, seed, history, pdk, out, forc
     .cir/.spice subcircuit with ports inp inn out vdd vss (as `cktflow verify` reads them); its
     sizing parameters are sized on the PDK's grid against the worst case over the spec's corners
     and temperatures, the typical condition simulated first and the others only for points that
-    meet every target there.
+    meet every target there, one after another until the first the point misses.
     """
     from cktflow.fsutil import atomic_write_text
     from cktflow.report import sizing_table
