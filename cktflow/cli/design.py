@@ -129,8 +129,8 @@ def generate_command(spec_path, n, top_k, budget, want, checkpoint, no_guidance,
     predictor ranks them and the best (--top-k plus two) are simulated once at typical, the next
     ones only when those are used up (--screen-all simulates every one); the most
     promising --top-k are sized side by side, a chunk of simulations each in turn (--budget
-    simulations in all, each condition run of a point counting one), and the ones that meet the spec are verified with every testbench at every corner and
-    temperature (a claim the verification rejects hands its place to the next candidate). Per
+    simulations in all, each condition run of a point counting one), and the ones that meet the
+    spec are verified with every testbench at every corner and temperature (a claim the verification rejects hands its place to the next candidate). Per
     circuit OUT holds the subcircuit, a plain-ngspice testbench, xschem and KiCad schematics, Bode
     and step plots and the operating-point table; report.md ranks them by worst-case margin. Exit 0 when at least one
     circuit is verified at every condition, 1 otherwise (the nearest miss is reported).

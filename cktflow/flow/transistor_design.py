@@ -14,10 +14,11 @@ not paid twice); with a PDK predictor, the best predicted first and only as many
 generate_transistor). The best-screened `top_k` (shortfall at typical) are sized side by side, a
 chunk of simulations each in turn (SIZING_CHUNK, doubling every round), until `want` are verified
 or the budget is spent. Every candidate that sizing reports as meeting the spec is verified at
-once: cktflow.flow.transistor.verify_transistor measures every testbench (op, AC, swing, noise, the follower's steps) at every condition, and only
-that run decides "verified". A claim the verification rejects (sizing leaves the follower's
-transient out unless the spec bounds it, so a follower that oscillates can pass sizing) hands its
-place on to the next candidate. When nothing is claimed, the closest miss is verified for the report.
+once: cktflow.flow.transistor.verify_transistor measures every testbench (op, AC, swing, noise,
+the follower's steps) at every condition, and only that run decides "verified". A claim the
+verification rejects (sizing leaves the follower's transient out unless the spec bounds it, so a
+follower that oscillates can pass sizing) hands its place on to the next candidate. When nothing
+is claimed, the closest miss is verified for the report.
 
 Resuming: histories live in OUT/sizing/<candidate>.jsonl; a rerun into the same folder replays
 them (cktflow.sizing.transistor) and re-simulates nothing sizing had finished.
