@@ -15,13 +15,14 @@ from pdk_required import require_pdk
 require_pdk()
 
 from cktflow.flow.transistor_design import Candidate, Skipped, generate_transistor, model_candidates  # noqa: E402
-from cktflow.flow.transistor_output import write_transistor_report  # noqa: E402
+from cktflow.flow.transistor_output import rising_step, typical_result, write_transistor_report  # noqa: E402
 from cktflow.resources import templates_dir  # noqa: E402
 from cktflow.spec import parse_spec  # noqa: E402
 from cktflow.technology import load_technology  # noqa: E402
 from cktflow.transistor import from_template  # noqa: E402
 from cktflow.transistor.jobs import KeyedLocalSimulator  # noqa: E402
 from cli import main  # noqa: E402
+from spice_sim.measure import measure_step  # noqa: E402
 
 OTA = templates_dir() / "sky130" / "ota5t.cir"
 SPEC = """name: {name}
@@ -115,6 +116,12 @@ def test_generate_flow_verifies_writes_every_file_and_resumes(tmp_path, sim):
         assert (folder / f"ota5t{suffix}").is_file()
     assert (folder / ".spiceinit").is_file() and (folder / "bode.png").stat().st_size > 1000
     assert (folder / "step.png").stat().st_size > 1000 and files["bode"].endswith("bode.png")
+    # the step plot counts time from the edge, as the settling metric does: its settling time is
+    # the rising edge's, at most the report's (the worse of the rising and the falling edge)
+    typ = typical_result(r.verified[0])
+    t, y, final = rising_step(typ.metrics.step)
+    _, settle = measure_step(t, y, final)
+    assert t[0] <= 0 < t[-1] and 0 < settle <= 1.02 * typ.performance.settling_s
     devices = data["outcomes"][0]["op_point"]["devices"]
     assert {d["device"] for d in devices} == {"xm1", "xm2", "xm3", "xm4", "xm5", "xm6"}
     assert all(d["region"] == "saturation" and d["vds_minus_vdsat_v"] > 0 and d["gm_id"] > 0 for d in devices)
