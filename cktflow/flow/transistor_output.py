@@ -66,10 +66,10 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def rising_step(step: dict) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """The follower's rising edge from its transient waves (`{"time", "vin", "vout"}`, as the
-    bench keeps them): (time from the edge, output over the input step, the settled level), or
-    None when the input does not step. Time counts from the edge, as the settling metric does
-    (cktflow.transistor.bench), so the plot's settling time is the report's for that edge."""
+    """The follower's rising edge from its transient waves (`{"time", "vin", "vout", "edge_s"}`, as
+    the bench keeps them): (time from the edge, output over the input step, the settled level), or
+    None when the input does not step. Time counts from the edge the bench applied, as its settling
+    metric does (cktflow.transistor.bench), so the plot's settling time is the report's for that edge."""
     t, vin, vout = (np.asarray(step[k], dtype=float) for k in ("time", "vin", "vout"))
     span = float(vin.max() - vin.min())
     if span <= 0:
@@ -77,14 +77,11 @@ def rising_step(step: dict) -> tuple[np.ndarray, np.ndarray, float] | None:
     top = int(np.argmax(vin))
     falls = np.nonzero(vin[top:] < vin.max() - span / 2)[0]
     end = top + int(falls[0]) if falls.size else len(t)
-    # the last sample before the input leaves its low level: the edge's start within one step
-    rises = np.nonzero(vin > vin.min() + span / 1000)[0]
-    t_edge = float(t[max(int(rises[0]) - 1, 0)]) if rises.size else float(t[0])
     y = (vout[:end] - vout[0]) / span
     # the follower settles at its closed-loop gain A/(1+A) plus offset, not exactly 1: the band is
     # drawn around the settled level, as the settling metric measures it
     final = float(np.mean(y[-max(3, len(y) // 50):]))
-    return t[:end] - t_edge, y, final
+    return t[:end] - float(step["edge_s"]), y, final
 
 
 def _plots(result: ConditionResult, folder: Path, title: str) -> dict[str, Path]:
@@ -99,7 +96,8 @@ def _plots(result: ConditionResult, folder: Path, title: str) -> dict[str, Path]
     edge = rising_step(m.step) if m.step is not None else None
     if edge is not None:
         t, y, final = edge
-        out["step"] = plot_step(t, y, final, folder / "step.png", f"{title} ({result.conditions.label}, rising edge)")
+        out["step"] = plot_step(t, y, final, folder / "step.png",
+                                f"{title} ({result.conditions.label}, rising edge)")
     return out
 
 

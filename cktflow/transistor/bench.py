@@ -97,7 +97,7 @@ class OpampMetrics:
     performance: Performance
     worst_device: str | None = None           # the device with the smallest vds - vdsat
     op: OpPoint | None = field(default=None, repr=False)
-    step: dict | None = field(default=None, repr=False)   # time, vin, vout of the follower
+    step: dict | None = field(default=None, repr=False)   # time, vin, vout of the follower; edge_s: rising edge
     ac: dict | None = field(default=None, repr=False)     # freq, h (open loop) for a Bode plot
 
     def __getattr__(self, name: str):
@@ -292,7 +292,7 @@ class OpampBench:
         settling = None if st_r is None or st_f is None else max(st_r, st_f)
         overshoot = None if os_r is None or os_f is None else max(os_r, os_f)
         stable = None if len(grows) < 2 else not any(grows)
-        return sr_r, sr_f, settling, overshoot, stable, {"time": t, "vin": tr["inp"], "vout": vout}
+        return sr_r, sr_f, settling, overshoot, stable, {"time": t, "vin": tr["inp"], "vout": vout, "edge_s": tdel}
 
 
 def opamp_testbench(tech: Technology, dut_name: str) -> tuple[str, dict[str, float]]:
